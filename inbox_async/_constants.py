@@ -1,0 +1,33 @@
+"""Every tunable default of the SDK, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_BASE_URL: Final = "https://inboxapp.com/api/v1"
+TOKEN_ENV_VAR: Final = "INBOX_API_TOKEN"
+BASE_URL_ENV_VAR: Final = "INBOX_API_BASE_URL"
+
+# Whole-request timeout in seconds (connect, send, wait, read).
+DEFAULT_TIMEOUT: Final = 30.0
+# Retries after the first attempt: Inbox recommends up to 5 attempts in all.
+DEFAULT_MAX_RETRIES: Final = 4
+# Exponential backoff: 1 s doubling to a 60 s cap, plus up to 1 s of jitter (Inbox recommends it).
+RETRY_MAX_DELAY: Final = 60.0
+RETRY_JITTER: Final = 1.0
+# A Retry-After longer than this is not waited out: RateLimitError is raised at once.
+DEFAULT_MAX_RETRY_AFTER: Final = 120.0
+
+# Connections the owned session keeps to the API host.
+DEFAULT_MAX_CONNECTIONS: Final = 100
+
+# Bodies of POST/DELETE /lists/{id}/leads take 1..2000 platform ids.
+MAX_PLATFORM_IDS_PER_REQUEST: Final = 2000
+# Import jobs page size (the API allows 1..100, default 50).
+MAX_IMPORT_JOBS_PAGE: Final = 100
+
+# Team-wide limits of the current rate-limit page: (requests, window seconds).
+DEFAULT_RATE_LIMITS: Final = ((300, 60.0), (10_000, 3600.0), (100_000, 86_400.0))
+
+USER_AGENT: Final = "inbox-async/0.1"
+REQUEST_ID_HEADER: Final = "X-Request-Id"

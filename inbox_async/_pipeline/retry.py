@@ -1,0 +1,139 @@
+"""Retry stage: what is retried, how long to wait, when to give up (on tenacity).
+
+- 429 is always retried, waiting what `Retry-After` asks; a wait above `max_retry_after` is not
+  waited out but raised at once as `RateLimitError` with `.retry_after` set.
+- 408, 5xx, timeouts and dropped connections are retried only for calls that are safe to repeat;
+  a connection that was refused (the request provably never left) is retried for every call.
+- Everything else (other 4xx, a body that does not decode, cancellation) is never retried.
+
+The first attempt is made directly: a tenacity `AsyncRetrying` costs about half a raw request of
+CPU even when nothing fails, so the policy is only built once an attempt has failed retryably.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import tenacity
+from tenacity.wait import wait_base
+
+from .._constants import RETRY_JITTER, RETRY_MAX_DELAY
+from .._decode import parse_retry_after
+from .._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    InboxError,
+    RateLimitError,
+)
+from .._log import logger
+from .._types import Handler, Request, Response
+
+__all__ = ["RetryPolicy", "is_retryable", "server_wait_hint"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_RETRYABLE_STATUSES: Final = frozenset({408, 500, 502, 503, 504})
+
+
+def server_wait_hint(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait before the next attempt, if it said."""
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after
+    if isinstance(exc, APIStatusError):
+        return parse_retry_after(exc.headers.get("Retry-After"))
+    return None
+
+
+def is_retryable(request: Request, exc: BaseException, max_retry_after: float) -> bool:
+    """Whether another attempt may fix `exc` and is safe for this request."""
+    if not isinstance(exc, InboxError):
+        return False
+    if isinstance(exc, APIStatusError):
+        hint = server_wait_hint(exc)
+        if hint is not None and hint > max_retry_after:
+            return False
+        if exc.status_code == 429:
+            return True
+        return request.retry_safe and (
+            exc.status_code in _RETRYABLE_STATUSES or exc.status_code >= 500
+        )
+    if isinstance(exc, APIConnectionError):
+        return request.retry_safe or not exc.request_sent
+    return False
+
+
+class wait_server_hint(wait_base):
+    """Wait what the server asked for (Retry-After), with jitter; otherwise the fallback."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        hint = server_wait_hint(exc) if exc is not None else None
+        if hint is None:
+            return self.fallback(retry_state)
+        # Callers that were told the same Retry-After should not all come back at once.
+        return hint + random.uniform(0, min(1.0, 0.1 * hint + 0.05))
+
+
+class RetryPolicy:
+    """The retry stage: direct first attempt, then tenacity for the retries."""
+
+    def __init__(self, *, max_retry_after: float, sleep: Sleep | None = None) -> None:
+        self.max_retry_after = max_retry_after
+        self._retrying = tenacity.AsyncRetrying(
+            wait=wait_server_hint(
+                tenacity.wait_exponential_jitter(max=RETRY_MAX_DELAY, jitter=RETRY_JITTER)
+            ),
+            before_sleep=_log_retry,
+            reraise=True,
+            sleep=sleep or asyncio.sleep,
+        )
+
+    async def __call__(self, request: Request, next: Handler) -> Response:
+        try:
+            return await next(request)
+        except InboxError as exc:
+            if request.max_retries == 0 or not is_retryable(request, exc, self.max_retry_after):
+                raise
+            first_failure = exc
+        return await self._retry(request, next, first_failure)
+
+    async def _retry(self, request: Request, next: Handler, failure: InboxError) -> Response:
+        max_retry_after = self.max_retry_after
+        retrying = self._retrying.copy(
+            stop=tenacity.stop_after_attempt(request.max_retries + 1),
+            retry=tenacity.retry_if_exception(
+                lambda exc: is_retryable(request, exc, max_retry_after)
+            ),
+        )
+        pending: list[InboxError] = [failure]
+
+        async def attempt() -> Response:
+            if pending:
+                # Replays the direct first attempt's failure, so tenacity counts it and waits.
+                raise pending.pop()
+            request.attempt += 1
+            return await next(request)
+
+        return await retrying(attempt)
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    outcome = retry_state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    delay = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
+    logger.info(
+        "retrying in %.2f s after attempt %d failed: %s",
+        delay,
+        retry_state.attempt_number,
+        exc,
+    )

@@ -1,0 +1,181 @@
+"""The only module that does aiohttp I/O: one attempt in, one fully read response out.
+
+It owns or borrows the `aiohttp.ClientSession`, and turns every aiohttp and asyncio failure into
+the SDK's own `APIConnectionError` / `APITimeoutError`, and every error status into an
+`APIStatusError`, so that nothing of the HTTP library reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+import warnings
+from typing import Final
+
+import aiohttp
+
+from ._constants import REQUEST_ID_HEADER, USER_AGENT
+from ._decode import status_error
+from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, InboxError
+from ._log import logger
+from ._types import Request, Response
+
+__all__ = ["ApiDeprecationWarning", "Transport"]
+
+_ACCEPT_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+class ApiDeprecationWarning(UserWarning):
+    """The API answered with a Deprecation or Sunset header: the endpoint is going away."""
+
+
+class Transport:
+    """Sends one attempt over an aiohttp session the client owns or borrows."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None,
+        max_connections: int,
+        default_headers: dict[str, str],
+    ) -> None:
+        self._session = session
+        self._owns_session = session is None
+        self._max_connections = max_connections
+        self._default_headers = {**_ACCEPT_HEADERS, **default_headers}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._warned_deprecation = False
+        # Kept for the ResourceWarning of a client that is never closed: it names the creator.
+        self._created_at = "".join(traceback.format_stack(limit=8)[:-3])
+
+    @property
+    def closed(self) -> bool:
+        """Whether aclose() has run."""
+        return self._closed
+
+    @property
+    def owns_session(self) -> bool:
+        """Whether the session was created here (and is closed here)."""
+        return self._owns_session
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ClientClosedError("this InboxClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise InboxError(
+                "this InboxClient is bound to another event loop; create one client per loop"
+            )
+        session = self._session
+        if session is None:
+            # Created here, inside the running loop, on first use: creating an aiohttp session
+            # outside a loop binds it to the wrong one.
+            session = self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                headers=self._default_headers,
+            )
+        elif session.closed:
+            raise ClientClosedError("the aiohttp session lent to this InboxClient is closed")
+        return session
+
+    async def send(self, request: Request) -> Response:
+        """Make one attempt; raise the SDK's error for an error status or a failure."""
+        session = self._session
+        if (
+            session is None
+            or session.closed
+            or self._closed
+            or self._loop is not asyncio.get_running_loop()
+        ):
+            session = self._open()
+        if not self._owns_session:
+            # A borrowed session has its own defaults; ours ride on each request.
+            request.headers.update(self._default_headers)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                params=request.params,
+                headers=request.headers,
+                timeout=request.timeout,
+            ) as resp:
+                body = await resp.read()
+                headers = resp.headers
+                status = resp.status
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise self._connection_error(request, exc, timeout=True, sent=False) from exc
+        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
+            raise self._connection_error(request, exc, timeout=True, sent=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            # Raised while connecting: the request never left, so even a POST may be repeated.
+            raise self._connection_error(request, exc, timeout=False, sent=False) from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise self._connection_error(request, exc, timeout=False, sent=True) from exc
+        elapsed = loop.time() - started
+        response = Response(status, headers, body, elapsed, headers.get(REQUEST_ID_HEADER))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.1f ms (attempt %d)",
+                request.method,
+                request.path,
+                status,
+                elapsed * 1000,
+                request.attempt,
+            )
+        if not self._warned_deprecation and ("Deprecation" in headers or "Sunset" in headers):
+            self._warn_deprecated(request, response)
+        if status >= 300:
+            raise status_error(response)
+        return response
+
+    def _connection_error(
+        self, request: Request, exc: BaseException, *, timeout: bool, sent: bool
+    ) -> APIConnectionError:
+        cls = APITimeoutError if timeout else APIConnectionError
+        what = "timed out" if timeout else f"failed: {type(exc).__name__}: {exc}".rstrip(": ")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s %s (attempt %d)", request.method, request.path, what, request.attempt
+            )
+        return cls(
+            f"{request.method} {request.path} {what}",
+            method=request.method,
+            path=request.path,
+            request_sent=sent,
+        )
+
+    def _warn_deprecated(self, request: Request, response: Response) -> None:
+        self._warned_deprecation = True
+        deprecation = response.headers.get("Deprecation")
+        sunset = response.headers.get("Sunset")
+        message = (
+            f"the Inbox API marks {request.method} {request.path} as deprecated"
+            f" (Deprecation: {deprecation}, Sunset: {sunset}); see the Inbox changelog"
+        )
+        logger.warning(message)
+        warnings.warn(message, ApiDeprecationWarning, stacklevel=2)
+
+    async def aclose(self) -> None:
+        """Close the session if it is ours; a borrowed one is left to its owner."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    def __del__(self, _warn: object = warnings.warn) -> None:
+        # Only warns: scheduling the close from here would run on whatever loop is current.
+        session = getattr(self, "_session", None)
+        if session is not None and self._owns_session and not session.closed:
+            _warn(  # type: ignore[operator]
+                "InboxClient was never closed; use 'async with InboxClient(...)' or "
+                f"'await client.aclose()'. It was created at:\n{self._created_at}",
+                ResourceWarning,
+                source=self,
+            )

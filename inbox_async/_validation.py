@@ -1,0 +1,90 @@
+"""Argument checks that run before anything is sent, and path-segment encoding."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+__all__ = [
+    "check_column_data",
+    "check_id",
+    "check_platform_id",
+    "check_platform_ids",
+    "segment",
+]
+
+_ID_RE: Final = re.compile(r"[0-9a-z]+")
+_SHOWN: Final = 60
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def check_id(name: str, value: object) -> str:
+    """A list, prospect or import-job id: lowercase alphanumerics (`^[0-9a-z]+$`)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if _ID_RE.fullmatch(value) is None:
+        raise ValueError(f"{name} must match ^[0-9a-z]+$, got {_shown(value)}")
+    return value
+
+
+def check_platform_id(name: str, value: object) -> str:
+    """An X user id: a non-empty string, or an int that is converted."""
+    if isinstance(value, str):
+        if not value or value.isspace():
+            raise ValueError(f"{name} must be a non-empty string")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+        return str(value)
+    raise TypeError(f"{name} must be a str or int, not {type(value).__name__}")
+
+
+def check_platform_ids(name: str, values: object) -> list[str]:
+    """Any iterable of platform ids (but not one string, which would iterate its characters)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"{name} must be an iterable of platform ids (e.g. a list), not {type(values).__name__}"
+        )
+    return [check_platform_id(f"{name}[{i}]", value) for i, value in enumerate(values)]
+
+
+def check_column_data(name: str, data: object) -> dict[str, Any]:
+    """Column id -> str, int, float, bool or None; a float must be finite (JSON has no NaN)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"{name} must be a mapping of column id to value, not {type(data).__name__}"
+        )
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name} keys must be str column ids, got {_shown(key)}")
+        if not key:
+            raise ValueError(f"{name} keys must not be empty")
+        if value is None or isinstance(value, (str, bool, int)):
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{name}[{key!r}] must be a finite number, got {value!r}")
+            continue
+        raise TypeError(
+            f"{name}[{key!r}] must be a str, int, float, bool or None, not {type(value).__name__}"
+        )
+    return data if type(data) is dict else dict(data)
+
+
+def segment(value: str) -> str:
+    """Percent-encode `value` as exactly one path segment.
+
+    `quote` leaves "." alone, so ".." would still be a dot-segment that a server or proxy may
+    resolve; it is encoded too, as are "/", "?" and "#".
+    """
+    if value.isalnum() and value.isascii():
+        return value
+    return quote(value, safe="").replace(".", "%2E")

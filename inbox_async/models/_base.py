@@ -1,0 +1,14 @@
+"""The base of every response model."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Model(msgspec.Struct, kw_only=True, rename="camel", gc=False, repr_omit_defaults=True):
+    """A decoded API object: snake_case attributes over the API's camelCase names.
+
+    Unknown fields are ignored and every field has a default, so a payload from a newer or older
+    page version still decodes. `gc=False` is safe because decoded JSON cannot form cycles, and it
+    keeps large pages of leads out of the cyclic garbage collector's way.
+    """

@@ -1,0 +1,237 @@
+"""Import jobs of a list: `client.import_jobs`."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Final
+
+from .._constants import MAX_IMPORT_JOBS_PAGE
+from .._validation import check_id
+from ..models.import_jobs import ColumnMapping, ImportJob, ImportJobPage
+from ._base import Resource
+
+__all__ = ["ImportJobIterator", "ImportJobs"]
+
+IMPORT_JOB_STATUSES: Final = frozenset(
+    {"queued", "starting", "running", "paused", "completed", "failed", "canceled"}
+)
+_MERGE_STRATEGIES: Final = frozenset({"overwrite"})
+
+
+class ImportJobs(Resource):
+    """List, create and cancel the import jobs of a list."""
+
+    __slots__ = ()
+
+    def list(
+        self,
+        list_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ImportJobIterator:
+        """Every import job of the list, newest first, fetched a page at a time as you iterate.
+
+        async for job in client.import_jobs.list(list_id, status="running"):
+            print(job.id, job.processed_count)
+        """
+        check_id("list_id", list_id)
+        statuses = _check_statuses(status)
+        _check_limit(limit)
+        return ImportJobIterator(
+            self, list_id, statuses, limit, timeout=timeout, max_retries=max_retries
+        )
+
+    async def list_page(
+        self,
+        list_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ImportJobPage:
+        """One page of the list's import jobs; pass `next_cursor` back for the next one."""
+        check_id("list_id", list_id)
+        statuses = _check_statuses(status)
+        _check_limit(limit)
+        if cursor is not None and (not isinstance(cursor, str) or not cursor):
+            raise TypeError("cursor must be a non-empty str or None")
+        return await self._page(list_id, statuses, cursor, limit, timeout, max_retries)
+
+    async def _page(
+        self,
+        list_id: str,
+        statuses: builtins.list[str],
+        cursor: str | None,
+        limit: int | None,
+        timeout: float | None,
+        max_retries: int | None,
+    ) -> ImportJobPage:
+        params = [("status", status) for status in statuses]
+        if cursor is not None:
+            params.append(("cursor", cursor))
+        if limit is not None:
+            params.append(("limit", str(limit)))
+        return await self._client.request(
+            "GET",
+            f"/lists/{list_id}/import-jobs",
+            ImportJobPage,
+            params=params,
+            retry_safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    async def create_csv(
+        self,
+        list_id: str,
+        content: str,
+        *,
+        file_name: str,
+        column_mapping: Mapping[str, str] | Iterable[ColumnMapping] = (),
+        merge_strategy: str = "overwrite",
+        timeout: float | None = None,
+    ) -> ImportJob:
+        """Start importing CSV text into the list; `column_mapping` maps CSV headers to columns.
+
+        Not retried after a timeout or a 5xx, since a repeat could start a second import: only
+        a connection that was refused (the request never left) is tried again.
+        """
+        check_id("list_id", list_id)
+        if not isinstance(content, str):
+            raise TypeError(f"content must be CSV text (str), not {type(content).__name__}")
+        if not content.strip():
+            raise ValueError("content must not be empty")
+        if not isinstance(file_name, str) or not file_name:
+            raise ValueError("file_name must be a non-empty str")
+        if merge_strategy not in _MERGE_STRATEGIES:
+            raise ValueError(f"merge_strategy must be one of {sorted(_MERGE_STRATEGIES)}")
+        mapping = _check_mapping(column_mapping)
+        body = {
+            "data": {
+                "type": "csv",
+                "content": content,
+                "fileName": file_name,
+                "columnMapping": mapping,
+                "mergeStrategy": merge_strategy,
+            }
+        }
+        return await self._client.request(
+            "POST",
+            f"/lists/{list_id}/import-jobs",
+            ImportJob,
+            json=body,
+            retry_safe=False,
+            timeout=timeout,
+        )
+
+    async def cancel(
+        self,
+        list_id: str,
+        import_job_id: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ImportJob:
+        """Cancel a queued or running import job."""
+        check_id("list_id", list_id)
+        check_id("import_job_id", import_job_id)
+        return await self._client.request(
+            "POST",
+            f"/lists/{list_id}/import-jobs/{import_job_id}/cancel",
+            ImportJob,
+            json={},
+            retry_safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+
+class ImportJobIterator:
+    """Async iterator over every import job of a list, one page request at a time."""
+
+    def __init__(
+        self,
+        resource: ImportJobs,
+        list_id: str,
+        statuses: list[str],
+        limit: int | None,
+        *,
+        timeout: float | None,
+        max_retries: int | None,
+    ) -> None:
+        self._resource = resource
+        self._list_id = list_id
+        self._statuses = statuses
+        self._limit = limit
+        self._timeout = timeout
+        self._max_retries = max_retries
+
+    def __aiter__(self) -> AsyncIterator[ImportJob]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ImportJob]:
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = await self._resource._page(
+                self._list_id,
+                self._statuses,
+                cursor,
+                self._limit,
+                self._timeout,
+                self._max_retries,
+            )
+            for job in page.data:
+                yield job
+            if not page.next_cursor or page.next_cursor in seen:
+                # A cursor seen before would loop forever; the server has nothing new.
+                return
+            seen.add(page.next_cursor)
+            cursor = page.next_cursor
+
+
+def _check_statuses(status: str | Iterable[str] | None) -> list[str]:
+    if status is None:
+        return []
+    statuses = [status] if isinstance(status, str) else list(status)
+    for value in statuses:
+        if value not in IMPORT_JOB_STATUSES:
+            raise ValueError(f"status must be one of {sorted(IMPORT_JOB_STATUSES)}, got {value!r}")
+    return statuses
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+    if not 1 <= limit <= MAX_IMPORT_JOBS_PAGE:
+        raise ValueError(f"limit must be 1..{MAX_IMPORT_JOBS_PAGE}, got {limit}")
+
+
+def _check_mapping(
+    column_mapping: Mapping[str, str] | Iterable[ColumnMapping],
+) -> list[ColumnMapping]:
+    if isinstance(column_mapping, Mapping):
+        items = [
+            ColumnMapping(csv_header=header, target_column_id=column)
+            for header, column in column_mapping.items()
+        ]
+    elif isinstance(column_mapping, (str, bytes)):
+        raise TypeError("column_mapping must be a mapping or an iterable of ColumnMapping")
+    else:
+        items = list(column_mapping)
+    for item in items:
+        if not isinstance(item, ColumnMapping):
+            raise TypeError("column_mapping items must be ColumnMapping")
+        if not isinstance(item.csv_header, str) or not item.csv_header:
+            raise ValueError("column_mapping headers must be non-empty str")
+        if not isinstance(item.target_column_id, str) or not item.target_column_id:
+            raise ValueError("column_mapping column ids must be non-empty str")
+    return items
