@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -13,13 +13,16 @@ from yarl import URL
 from ._config import ClientConfig, check_max_retries, check_timeout
 from ._constants import (
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RATE_LIMIT_WAIT,
     DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_RATE_LIMITS,
     DEFAULT_TIMEOUT,
 )
 from ._decode import decode
+from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent
 from ._pipeline import compose
 from ._pipeline.auth import BearerAuth
+from ._pipeline.ratelimit import Limiter, RateLimitStage
 from ._pipeline.retry import RetryPolicy
 from ._transport import Transport
 from ._types import JSON_CONTENT_TYPE, Params, Request
@@ -60,18 +63,24 @@ class InboxClient:
         base_url: str | URL | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         default_headers: Mapping[str, str] | None = None,
         allow_insecure_http: bool = False,
+        rate_limits: Sequence[tuple[int, float]] | None = DEFAULT_RATE_LIMITS,
+        limiter: Limiter | None = None,
+        on_throttle: Callable[[ThrottleEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         """Check every option now, so that a mistake shows before the first request.
 
         `token` defaults to $INBOX_API_TOKEN and `base_url` to $INBOX_API_BASE_URL, then to
         https://inboxapp.com/api/v1. A `session` you pass is borrowed: it is used but never
-        closed. `sleep` replaces `asyncio.sleep` between retries (for tests).
+        closed. `rate_limits` are the team's `(requests, seconds)` windows, paced locally (None
+        turns local pacing off; the server's headers and 429s are still honoured); pass one
+        `limiter` to several clients instead to share a budget. `sleep` replaces
+        `asyncio.sleep` between retries (for tests).
         """
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(
@@ -82,7 +91,7 @@ class InboxClient:
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            max_retry_after=max_retry_after,
+            max_rate_limit_wait=max_rate_limit_wait,
             max_connections=max_connections,
             allow_insecure_http=allow_insecure_http,
             default_headers=default_headers,
@@ -92,8 +101,18 @@ class InboxClient:
             max_connections=config.max_connections,
             default_headers=dict(config.default_headers),
         )
-        self._retry = RetryPolicy(max_retry_after=config.max_retry_after, sleep=sleep)
-        self._send = compose([BearerAuth(config.token), self._retry], self._transport.send)
+        if limiter is None:
+            limiter = RateLimiter(rate_limits, on_throttle=on_throttle)
+        elif rate_limits is not DEFAULT_RATE_LIMITS or on_throttle is not None:
+            raise ValueError(
+                "pass either limiter=... or rate_limits=/on_throttle=, not both: "
+                "a shared limiter carries its own windows and hook"
+            )
+        self._limiter = limiter
+        self._send = compose(
+            [BearerAuth(config.token), RetryPolicy(sleep=sleep), RateLimitStage(limiter)],
+            self._transport.send,
+        )
         self._timeout = aiohttp.ClientTimeout(total=config.timeout)
         self.leads = Leads(self)
         self.import_jobs = ImportJobs(self)
@@ -103,6 +122,16 @@ class InboxClient:
     def base_url(self) -> str:
         """The API's base URL, without a trailing slash."""
         return self._config.base_url
+
+    @property
+    def limiter(self) -> Limiter:
+        """The rate limiter every request of this client goes through."""
+        return self._limiter
+
+    @property
+    def rate_limit(self) -> RateLimitSnapshot:
+        """The limiter's state now (windows, the server's last headers, the 429 gate)."""
+        return self._limiter.snapshot()
 
     @property
     def closed(self) -> bool:
@@ -139,6 +168,7 @@ class InboxClient:
         retry_safe: bool,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_wait: float | None = None,
     ) -> T:
         """Send one API call through the pipeline and decode its body as `cast`.
 
@@ -157,6 +187,7 @@ class InboxClient:
             max_retries=(
                 self._config.max_retries if max_retries is None else check_max_retries(max_retries)
             ),
+            max_wait=self._config.max_rate_limit_wait if max_wait is None else max_wait,
             headers=dict(_JSON_HEADERS) if body is not None else {},
         )
         response = await self._send(request)

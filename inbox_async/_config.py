@@ -28,7 +28,7 @@ class ClientConfig:
     """Normalised: scheme, host, optional port and path, never a trailing slash."""
     timeout: float
     max_retries: int
-    max_retry_after: float
+    max_rate_limit_wait: float
     max_connections: int
     default_headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -40,7 +40,7 @@ class ClientConfig:
         base_url: str | URL | None,
         timeout: float,
         max_retries: int,
-        max_retry_after: float,
+        max_rate_limit_wait: float,
         max_connections: int,
         allow_insecure_http: bool,
         default_headers: Mapping[str, str] | None,
@@ -52,7 +52,7 @@ class ClientConfig:
             base_url=_resolve_base_url(base_url, env, allow_insecure_http),
             timeout=check_timeout(timeout),
             max_retries=check_max_retries(max_retries),
-            max_retry_after=_check_positive("max_retry_after", max_retry_after),
+            max_rate_limit_wait=_check_positive("max_rate_limit_wait", max_rate_limit_wait),
             max_connections=_check_count("max_connections", max_connections),
             default_headers=_check_headers(default_headers),
         )
@@ -65,8 +65,7 @@ def _resolve_token(token: str | None, env: Mapping[str, str]) -> str:
             raise ValueError(f"no API token: pass token=... to InboxClient or set {TOKEN_ENV_VAR}")
     if not isinstance(token, str):
         raise TypeError(f"token must be a str, not {type(token).__name__}")
-    token = token.strip()
-    if not token:
+    if not token.strip():
         raise ValueError(f"token must not be empty (pass token=... or set {TOKEN_ENV_VAR})")
     # The value is never echoed: it is a secret even when it is malformed.
     check_header_value("token", token, echo=False)

@@ -16,7 +16,7 @@ DEFAULT_MAX_RETRIES: Final = 4
 RETRY_MAX_DELAY: Final = 60.0
 RETRY_JITTER: Final = 1.0
 # A Retry-After longer than this is not waited out: RateLimitError is raised at once.
-DEFAULT_MAX_RETRY_AFTER: Final = 120.0
+DEFAULT_MAX_RATE_LIMIT_WAIT: Final = 120.0
 
 # Connections the owned session keeps to the API host.
 DEFAULT_MAX_CONNECTIONS: Final = 100

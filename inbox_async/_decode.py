@@ -122,7 +122,7 @@ def status_error(response: Response) -> APIStatusError:
     """The exception for an error response, keeping its status whatever the body is."""
     code, message = _error_fields(response)
     cls = status_error_class(response.status)
-    headers = dict(response.headers)
+    headers = response.headers
     if cls is RateLimitError:
         return RateLimitError(
             message,

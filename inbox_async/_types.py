@@ -29,6 +29,8 @@ class Request:
     """Whether repeating the call after it may have reached the server is harmless."""
     timeout: aiohttp.ClientTimeout
     max_retries: int
+    max_wait: float
+    """Longest wait for the rate limit (Retry-After, local windows) before RateLimitError."""
     headers: dict[str, str] = field(default_factory=dict)
     attempt: int = 1
 

@@ -1,7 +1,7 @@
 """Retry stage: what is retried, how long to wait, when to give up (on tenacity).
 
-- 429 is always retried, waiting what `Retry-After` asks; a wait above `max_retry_after` is not
-  waited out but raised at once as `RateLimitError` with `.retry_after` set.
+- 429 is always retried, waiting what `Retry-After` asks; a wait above the request's `max_wait`
+  (the client's `max_rate_limit_wait`) is not waited out but raised at once as `RateLimitError`.
 - 408, 5xx, timeouts and dropped connections are retried only for calls that are safe to repeat;
   a connection that was refused (the request provably never left) is retried for every call.
 - Everything else (other 4xx, a body that does not decode, cancellation) is never retried.
@@ -48,13 +48,13 @@ def server_wait_hint(exc: BaseException) -> float | None:
     return None
 
 
-def is_retryable(request: Request, exc: BaseException, max_retry_after: float) -> bool:
+def is_retryable(request: Request, exc: BaseException) -> bool:
     """Whether another attempt may fix `exc` and is safe for this request."""
     if not isinstance(exc, InboxError):
         return False
     if isinstance(exc, APIStatusError):
         hint = server_wait_hint(exc)
-        if hint is not None and hint > max_retry_after:
+        if hint is not None and hint > request.max_wait:
             return False
         if exc.status_code == 429:
             return True
@@ -85,8 +85,7 @@ class wait_server_hint(wait_base):
 class RetryPolicy:
     """The retry stage: direct first attempt, then tenacity for the retries."""
 
-    def __init__(self, *, max_retry_after: float, sleep: Sleep | None = None) -> None:
-        self.max_retry_after = max_retry_after
+    def __init__(self, *, sleep: Sleep | None = None) -> None:
         self._retrying = tenacity.AsyncRetrying(
             wait=wait_server_hint(
                 tenacity.wait_exponential_jitter(max=RETRY_MAX_DELAY, jitter=RETRY_JITTER)
@@ -100,18 +99,15 @@ class RetryPolicy:
         try:
             return await next(request)
         except InboxError as exc:
-            if request.max_retries == 0 or not is_retryable(request, exc, self.max_retry_after):
+            if request.max_retries == 0 or not is_retryable(request, exc):
                 raise
             first_failure = exc
         return await self._retry(request, next, first_failure)
 
     async def _retry(self, request: Request, next: Handler, failure: InboxError) -> Response:
-        max_retry_after = self.max_retry_after
         retrying = self._retrying.copy(
             stop=tenacity.stop_after_attempt(request.max_retries + 1),
-            retry=tenacity.retry_if_exception(
-                lambda exc: is_retryable(request, exc, max_retry_after)
-            ),
+            retry=tenacity.retry_if_exception(lambda exc: is_retryable(request, exc)),
         )
         pending: list[InboxError] = [failure]
 

@@ -1,0 +1,404 @@
+"""Client-side rate limiting: every window at once, synced from the server, one shared 429 gate.
+
+Inbox limits a whole team with several sliding windows enforced together (300/min, 10,000/h,
+100,000/day) and counts a request when it *arrives*. The limiter therefore:
+
+- keeps, per window, the slots in use. A slot is taken when a request is sent and expires one
+  window after its response came back: the response is the latest moment the request can have
+  arrived, so the server can never count more than the limit in any window, whatever the
+  network's latency did to the spacing (no drift, no burst beyond what the windows allow);
+- reads `X-RateLimit-Remaining` / `-Reset` from every response and never sends more than the
+  server says remains, counting what is already in flight; once that budget is spent, callers
+  wait for the reset, then one probe request refreshes it;
+- closes one gate for every caller on a 429, until `Retry-After` (plus jitter) has passed;
+- serves waiters first come, first served, from one timer, so thousands of waiting tasks cost
+  one wake-up per granted slot rather than a stampede.
+
+A wait longer than the caller's `max_wait` is not waited out: `RateLimitError` is raised at once
+with `.retry_after` set, which is what a web handler with a deadline wants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from ._constants import DEFAULT_RATE_LIMITS
+from ._decode import parse_retry_after
+from ._exceptions import RateLimitError
+from ._log import logger
+
+__all__ = [
+    "RateLimitSnapshot",
+    "RateLimiter",
+    "ThrottleEvent",
+    "WindowState",
+    "check_limits",
+]
+
+ThrottleReason = Literal["window", "server", "gate"]
+
+# When the server's budget is spent and no fresher header came, probe again after this long.
+_PROBE_INTERVAL: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """One local window as the limiter sees it now."""
+
+    limit: int
+    """Requests allowed per window."""
+    seconds: float
+    """Length of the sliding window."""
+    in_use: int
+    """Slots taken: in flight, or answered less than one window ago."""
+
+    @property
+    def remaining(self) -> int:
+        """Requests that could be sent right now under this window."""
+        return max(0, self.limit - self.in_use)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSnapshot:
+    """Rate-limit state as data: local windows, the server's last word, and the 429 gate."""
+
+    windows: tuple[WindowState, ...]
+    """The local windows (empty when `rate_limits=None`)."""
+    server_limit: int | None
+    """`X-RateLimit-Limit` of the last response that had it."""
+    server_remaining: int | None
+    """`X-RateLimit-Remaining` of the last response that had it."""
+    server_reset: float | None
+    """`X-RateLimit-Reset` of the last response that had it (Unix seconds)."""
+    gate_closed: bool
+    """Whether a 429 has closed the gate for every caller."""
+    gate_reopens_in: float
+    """Seconds until the gate reopens (0 when open)."""
+    in_flight: int
+    """Requests sent and not yet answered."""
+    waiting: int
+    """Callers waiting for a slot."""
+    total_wait: float
+    """Seconds callers have spent waiting, summed over all of them since the limiter was made."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleEvent:
+    """Passed to `on_throttle` when callers start waiting for the rate limit."""
+
+    reason: ThrottleReason
+    """What they wait for: a local "window", the "server" budget, or the 429 "gate"."""
+    wait: float | None
+    """Estimated seconds until the next slot, when known."""
+    waiting: int
+    """Callers waiting, this one included."""
+
+
+def check_limits(
+    limits: Iterable[tuple[int, float]] | None, name: str = "rate_limits"
+) -> tuple[tuple[int, float], ...]:
+    """Validate `(requests, seconds)` windows."""
+    if limits is None:
+        return ()
+    if isinstance(limits, (str, bytes)) or not isinstance(limits, Iterable):
+        raise TypeError(f"{name} must be a list of (requests, seconds) pairs or None")
+    checked: list[tuple[int, float]] = []
+    for item in limits:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise TypeError(f"{name} items must be (requests, seconds) pairs, got {item!r}")
+        count, seconds = item
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{name}: requests must be an int >= 1, got {count!r}")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+            or seconds <= 0
+        ):
+            raise ValueError(f"{name}: seconds must be a positive number, got {seconds!r}")
+        checked.append((count, float(seconds)))
+    return tuple(checked)
+
+
+class _Window:
+    __slots__ = ("expiries", "in_use", "limit", "seconds")
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.in_use = 0
+        # Expiry times of answered requests. Responses are handled in time order, so the
+        # deque stays sorted and the oldest expiry is always on the left.
+        self.expiries: deque[float] = deque()
+
+    def purge(self, now: float) -> None:
+        expiries = self.expiries
+        while expiries and expiries[0] <= now:
+            expiries.popleft()
+            self.in_use -= 1
+
+
+class RateLimiter:
+    """Paces requests under every window at once; share one between clients to share a budget.
+
+        limiter = RateLimiter([(300, 60), (10_000, 3600), (100_000, 86_400)])
+        async with InboxClient(limiter=limiter) as a, InboxClient(limiter=limiter) as b:
+            ...
+    """
+
+    def __init__(
+        self,
+        limits: Sequence[tuple[int, float]] | None = DEFAULT_RATE_LIMITS,
+        *,
+        on_throttle: Callable[[ThrottleEvent], None] | None = None,
+        gate_jitter: float = 1.0,
+    ) -> None:
+        """`limits` are `(requests, seconds)` sliding windows; None keeps only the server sync."""
+        self._windows = [_Window(count, seconds) for count, seconds in check_limits(limits)]
+        if on_throttle is not None and not callable(on_throttle):
+            raise TypeError("on_throttle must be callable")
+        self._on_throttle = on_throttle
+        if not isinstance(gate_jitter, (int, float)) or gate_jitter < 0:
+            raise ValueError("gate_jitter must be a number >= 0")
+        self._gate_jitter = float(gate_jitter)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._in_flight = 0
+        self._gate_until = 0.0
+        self._budget: int | None = None
+        self._budget_until = 0.0
+        self._server_limit: int | None = None
+        self._server_remaining: int | None = None
+        self._server_reset: float | None = None
+        self._total_wait = 0.0
+
+    @property
+    def limits(self) -> tuple[tuple[int, float], ...]:
+        """The local windows as `(requests, seconds)` pairs."""
+        return tuple((w.limit, w.seconds) for w in self._windows)
+
+    def __repr__(self) -> str:
+        return f"RateLimiter({list(self.limits)!r})"
+
+    # -- the three calls the pipeline makes -------------------------------------------------
+
+    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
+        """Wait for a slot under every window, the server's budget and the gate."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self._waiters:
+            ready, _ = self._ready_at(now)
+            if ready is not None and ready <= now:
+                self._take()
+                return
+        await self._wait(loop, now, max_wait)
+
+    async def release(
+        self,
+        *,
+        sent: bool,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Return the attempt's slot; read the server's rate-limit headers and 429s."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if headers is not None:
+            self._observe(now, status, headers)
+        self._in_flight -= 1
+        for window in self._windows:
+            if sent:
+                window.expiries.append(now + window.seconds)
+            else:
+                window.in_use -= 1
+        if not sent and self._budget is not None:
+            self._budget += 1
+        if self._waiters:
+            self._dispatch(loop)
+
+    def snapshot(self) -> RateLimitSnapshot:
+        """The state as data, for dashboards and logs."""
+        try:
+            loop_now = asyncio.get_running_loop().time()
+        except RuntimeError:
+            loop_now = time.monotonic()  # what the default event loop's clock reads
+        for window in self._windows:
+            window.purge(loop_now)
+        gate = max(0.0, self._gate_until - loop_now)
+        return RateLimitSnapshot(
+            windows=tuple(WindowState(w.limit, w.seconds, w.in_use) for w in self._windows),
+            server_limit=self._server_limit,
+            server_remaining=self._server_remaining,
+            server_reset=self._server_reset,
+            gate_closed=gate > 0,
+            gate_reopens_in=gate,
+            in_flight=self._in_flight,
+            waiting=sum(1 for f in self._waiters if not f.done()),
+            total_wait=self._total_wait,
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _ready_at(self, now: float) -> tuple[float | None, ThrottleReason]:
+        """The earliest time a request may go; None when only a response can tell."""
+        ready = now
+        reason: ThrottleReason = "window"
+        if self._gate_until > now:
+            ready, reason = self._gate_until, "gate"
+        for window in self._windows:
+            window.purge(now)
+            if window.in_use >= window.limit:
+                if not window.expiries:
+                    return None, "window"
+                # The oldest expiry frees exactly the slot this request needs.
+                if window.expiries[0] > ready:
+                    ready, reason = window.expiries[0], "window"
+        budget = self._budget
+        if budget is not None and budget <= 0:
+            if now >= self._budget_until:
+                # The reset has passed: let one request through to learn the new budget.
+                self._budget = 1
+                self._budget_until = now + _PROBE_INTERVAL
+            elif self._budget_until > ready:
+                ready, reason = self._budget_until, "server"
+        return ready, reason
+
+    def _take(self) -> None:
+        self._in_flight += 1
+        for window in self._windows:
+            window.in_use += 1
+        if self._budget is not None:
+            self._budget -= 1
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop, now: float, max_wait: float) -> None:
+        ready, reason = self._ready_at(now)
+        estimate = None if ready is None else ready - now
+        if estimate is not None and estimate > max_wait:
+            raise _too_long(estimate, max_wait, reason)
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(future)
+        if len(self._waiters) == 1:
+            self._throttled(reason, estimate)
+        deadline = loop.call_later(max_wait, _expire, future, max_wait, reason)
+        self._dispatch(loop)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                # The slot was granted just as the caller gave up: hand it back unused.
+                self._in_flight -= 1
+                for window in self._windows:
+                    window.in_use -= 1
+                if self._budget is not None:
+                    self._budget += 1
+                self._dispatch(loop)
+            raise
+        finally:
+            deadline.cancel()
+            self._total_wait += loop.time() - now
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Grant slots to waiters in arrival order; arm the timer for the next one."""
+        waiters = self._waiters
+        now = loop.time()
+        while waiters:
+            head = waiters[0]
+            if head.done():
+                waiters.popleft()
+                continue
+            ready, _ = self._ready_at(now)
+            if ready is None:
+                return  # a response (release) will call again
+            if ready > now:
+                self._arm(loop, ready)
+                return
+            waiters.popleft()
+            self._take()
+            head.set_result(None)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._on_timer, loop)
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        self._dispatch(loop)
+
+    def _observe(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
+        remaining = _int_header(headers.get("X-RateLimit-Remaining"))
+        if remaining is not None:
+            self._server_remaining = remaining
+            self._server_limit = _int_header(headers.get("X-RateLimit-Limit"))
+            reset = _float_header(headers.get("X-RateLimit-Reset"))
+            self._server_reset = reset
+            # Requests still in flight (other than this one) may be counted after this answer.
+            budget = max(0, remaining - (self._in_flight - 1))
+            self._budget = budget
+            if budget <= 0:
+                wait = _PROBE_INTERVAL if reset is None else max(0.0, reset - time.time())
+                self._budget_until = now + wait
+        if status == 429:
+            retry_after = parse_retry_after(headers.get("Retry-After"))
+            if retry_after is None:
+                retry_after = _PROBE_INTERVAL
+            jitter = random.uniform(0, min(self._gate_jitter, 0.1 * retry_after + 0.05))
+            until = now + retry_after + jitter
+            if until > self._gate_until:
+                self._gate_until = until
+                self._throttled("gate", retry_after)
+
+    def _throttled(self, reason: ThrottleReason, wait: float | None) -> None:
+        waiting = len(self._waiters)
+        if logger.isEnabledFor(logging.INFO):
+            shown = "until a response frees a slot" if wait is None else f"{wait:.2f} s"
+            logger.info("rate limit: callers wait %s for the %s", shown, reason)
+        if self._on_throttle is not None:
+            self._on_throttle(ThrottleEvent(reason, wait, max(1, waiting)))
+
+
+def _expire(future: asyncio.Future[None], max_wait: float, reason: ThrottleReason) -> None:
+    if not future.done():
+        future.set_exception(_too_long(max_wait, max_wait, reason))
+
+
+def _too_long(wait: float, max_wait: float, reason: ThrottleReason) -> RateLimitError:
+    what = {"window": "a local rate-limit window", "server": "the server's budget", "gate": "a 429"}
+    return RateLimitError(
+        f"waiting for {what[reason]} would take {wait:.1f} s, more than max_wait={max_wait:g} s",
+        status_code=429,
+        code="CLIENT_RATE_LIMITED",
+        retry_after=wait,
+    )
+
+
+def _int_header(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def _float_header(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        parsed = float(value)
+    except ValueError:
+        return None
+    return parsed if math.isfinite(parsed) else None

@@ -1,0 +1,82 @@
+"""Shared fixtures: a fake Inbox server on loopback and a client pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import pytest
+
+from inbox_async import InboxClient
+from inbox_async._limiter import RateLimitSnapshot
+from inbox_async.testing import FakeInboxServer
+
+TOKEN = "test-token"
+COL_COMPANY = "custom_q5cktl47a6pqa74eu06fz89v"
+COL_TITLE = "custom_m8r2xj93hd5bk0atcw7oe4fp"
+LEADS = [str(44196397 + i) for i in range(10)]
+
+
+class RecordingSleep:
+    """Stands in for asyncio.sleep between retries: records the delay, does not wait it."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+class PassThroughLimiter:
+    """A Limiter that never waits: for tests of the retry stage's own timing."""
+
+    def __init__(self) -> None:
+        self.released: list[tuple[bool, int | None]] = []
+
+    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
+        return None
+
+    async def release(
+        self, *, sent: bool, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.released.append((sent, status))
+
+    def snapshot(self) -> RateLimitSnapshot:
+        return RateLimitSnapshot((), None, None, None, False, 0.0, 0, 0, 0.0)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeInboxServer]:
+    async with FakeInboxServer(token=TOKEN) as srv:
+        yield srv
+
+
+@pytest.fixture
+def list_id(server: FakeInboxServer) -> str:
+    lid = server.create_list(columns=[COL_COMPANY, COL_TITLE])
+    server.add_leads(lid, LEADS)
+    return lid
+
+
+@pytest.fixture
+def sleep() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+async def client(server: FakeInboxServer, sleep: RecordingSleep) -> AsyncIterator[InboxClient]:
+    # Local pacing off: these tests are about everything else (tests/test_ratelimit.py pace).
+    async with InboxClient(TOKEN, base_url=server.url, sleep=sleep, rate_limits=None) as c:
+        yield c
+
+
+@pytest.fixture
+async def unpaced_client(
+    server: FakeInboxServer, sleep: RecordingSleep
+) -> AsyncIterator[InboxClient]:
+    """A client whose 429 handling is the retry stage's alone (no shared gate to wait out)."""
+    async with InboxClient(
+        TOKEN, base_url=server.url, sleep=sleep, limiter=PassThroughLimiter()
+    ) as c:
+        yield c
