@@ -17,6 +17,7 @@ from ._exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
 from ._transport import ApiDeprecationWarning
 from .models import (
     AddLeadsResult,
@@ -60,9 +61,13 @@ __all__ = [
     "Prospect",
     "ProspectWithContext",
     "RateLimitError",
+    "RateLimitSnapshot",
+    "RateLimiter",
     "RemoveLeadsResult",
     "Thread",
+    "ThrottleEvent",
     "UnprocessableEntityError",
     "UrlEntity",
+    "WindowState",
     "__version__",
 ]

@@ -345,12 +345,33 @@ class RateLimiter:
             self._server_limit = _int_header(headers.get("X-RateLimit-Limit"))
             reset = _float_header(headers.get("X-RateLimit-Reset"))
             self._server_reset = reset
+            if self._local_window_is_stricter(now, remaining):
+                # Our own window of the same size already counts at least what the server
+                # does, and frees slots to the millisecond rather than at a whole-second reset.
+                self._budget = None
+                self._observe_429(now, status, headers)
+                return
             # Requests still in flight (other than this one) may be counted after this answer.
             budget = max(0, remaining - (self._in_flight - 1))
             self._budget = budget
             if budget <= 0:
                 wait = _PROBE_INTERVAL if reset is None else max(0.0, reset - time.time())
                 self._budget_until = now + wait
+        self._observe_429(now, status, headers)
+
+    def _local_window_is_stricter(self, now: float, server_remaining: int) -> bool:
+        """Whether a local window of the server's size counts no fewer requests than it does.
+
+        When it counts fewer, something else (another process, another token of the team) is
+        spending the quota, and the server's budget has to be obeyed instead.
+        """
+        for window in self._windows:
+            if window.limit == self._server_limit:
+                window.purge(now)
+                return server_remaining >= window.limit - window.in_use
+        return False
+
+    def _observe_429(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         if status == 429:
             retry_after = parse_retry_after(headers.get("Retry-After"))
             if retry_after is None:
