@@ -1,5 +1,7 @@
 """inbox_async: an asyncio-first Python SDK for the Inbox API (inboxapp.com)."""
 
+from typing import TYPE_CHECKING
+
 from ._client import InboxClient
 from ._exceptions import (
     APIConnectionError,
@@ -19,6 +21,9 @@ from ._exceptions import (
 )
 from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
 from ._transport import ApiDeprecationWarning
+
+if TYPE_CHECKING:
+    from ._redis_limiter import RedisRateLimiter
 from .models import (
     AddLeadsResult,
     ColumnMapping,
@@ -35,6 +40,16 @@ from .models import (
 )
 
 __version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str) -> object:
+    # RedisRateLimiter needs the optional redis extra: import it only when asked for.
+    if name == "RedisRateLimiter":
+        from ._redis_limiter import RedisRateLimiter
+
+        return RedisRateLimiter
+    raise AttributeError(f"module 'inbox_async' has no attribute {name!r}")
+
 
 __all__ = [
     "APIConnectionError",
@@ -63,6 +78,7 @@ __all__ = [
     "RateLimitError",
     "RateLimitSnapshot",
     "RateLimiter",
+    "RedisRateLimiter",
     "RemoveLeadsResult",
     "Thread",
     "ThrottleEvent",

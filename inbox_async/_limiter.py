@@ -39,6 +39,7 @@ __all__ = [
     "RateLimitSnapshot",
     "RateLimiter",
     "ThrottleEvent",
+    "ThrottleReason",
     "WindowState",
     "check_limits",
 ]
@@ -149,9 +150,9 @@ class _Window:
 class RateLimiter:
     """Paces requests under every window at once; share one between clients to share a budget.
 
-        limiter = RateLimiter([(300, 60), (10_000, 3600), (100_000, 86_400)])
-        async with InboxClient(limiter=limiter) as a, InboxClient(limiter=limiter) as b:
-            ...
+    limiter = RateLimiter([(300, 60), (10_000, 3600), (100_000, 86_400)])
+    async with InboxClient(limiter=limiter) as a, InboxClient(limiter=limiter) as b:
+        ...
     """
 
     def __init__(
@@ -204,6 +205,7 @@ class RateLimiter:
 
     async def release(
         self,
+        ticket: object = None,
         *,
         sent: bool,
         status: int | None = None,

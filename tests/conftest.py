@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
 
@@ -28,17 +28,31 @@ class RecordingSleep:
         await asyncio.sleep(0)
 
 
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until `predicate()` holds, polling; fail the test after `timeout` seconds."""
+    for _ in range(int(timeout / 0.005)):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached in time")
+
+
 class PassThroughLimiter:
     """A Limiter that never waits: for tests of the retry stage's own timing."""
 
     def __init__(self) -> None:
         self.released: list[tuple[bool, int | None]] = []
 
-    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
+    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> object:
         return None
 
     async def release(
-        self, *, sent: bool, status: int | None = None, headers: Mapping[str, str] | None = None
+        self,
+        ticket: object,
+        *,
+        sent: bool,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.released.append((sent, status))
 

@@ -57,10 +57,12 @@ async def test_each_status_maps_to_its_exception(
 
 
 async def test_the_flat_error_form_is_understood(list_id: str, sleep: RecordingSleep) -> None:
-    async with FakeInboxServer(token=TOKEN, error_format="flat") as server:
-        async with InboxClient("wrong-token", base_url=server.url, sleep=sleep) as client:
-            with pytest.raises(AuthenticationError) as info:
-                await client.leads.update("abc", "1", UPDATE)
+    async with (
+        FakeInboxServer(token=TOKEN, error_format="flat") as server,
+        InboxClient("wrong-token", base_url=server.url, sleep=sleep) as client,
+    ):
+        with pytest.raises(AuthenticationError) as info:
+            await client.leads.update("abc", "1", UPDATE)
     assert info.value.status_code == 401
     assert info.value.code == "UNAUTHORIZED"
     assert info.value.message and info.value.message != "Unauthorized"

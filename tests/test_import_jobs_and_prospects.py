@@ -59,7 +59,7 @@ async def test_list_iterates_over_every_page(
     ]
     server.clear_requests()
     seen = [job.id async for job in client.import_jobs.list(list_id, limit=2)]
-    assert sorted(seen) == sorted(created)
+    assert sorted(map(str, seen)) == sorted(map(str, created))
     pages = [r for r in server.requests if r.method == "GET"]
     assert len(pages) == 3
     assert "limit=2" in pages[0].query

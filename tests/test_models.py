@@ -60,9 +60,7 @@ def test_seed_example_decodes_field_for_field() -> None:
     entity = pd.url_entities[0]
     assert (entity.url, entity.expanded_url, entity.display_url) == ("<string>",) * 3
     assert entity.indices == [123, 123]
-    assert pd.banner_url == (
-        "https://pbs.twimg.com/profile_banners/1566123362161725440/1753273968"
-    )
+    assert pd.banner_url == ("https://pbs.twimg.com/profile_banners/1566123362161725440/1753273968")
     assert (pd.tweets_count, pd.favorites_count) == (123, 123)
     assert pd.raw_data == {}
     c = lead.context
@@ -143,7 +141,9 @@ def test_optional_responses_decode_null() -> None:
 
 
 def test_import_job_page_uses_camel_case_cursor() -> None:
-    body = b'{"data": [{"id": "abc", "status": "running", "processedCount": 5}], "nextCursor": "c2"}'
+    body = (
+        b'{"data": [{"id": "abc", "status": "running", "processedCount": 5}], "nextCursor": "c2"}'
+    )
     page = decode(_response(body), ImportJobPage)
     assert page.next_cursor == "c2"
     assert page.data[0].processed_count == 5

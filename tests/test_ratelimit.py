@@ -11,7 +11,7 @@ import pytest
 from inbox_async import InboxClient, RateLimiter, RateLimitError, ThrottleEvent
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN
+from .conftest import COL_COMPANY, TOKEN, eventually
 
 IDS = [str(70_000_000 + i) for i in range(120)]
 
@@ -91,13 +91,10 @@ async def test_a_429_closes_one_gate_for_every_caller() -> None:
         server.add_fault(Fault.status(429, retry_after=1))
         async with InboxClient(TOKEN, base_url=server.url, rate_limits=None) as client:
             first = asyncio.create_task(client.leads.update(list_id, IDS[0], {COL_COMPANY: "a"}))
-            while not server.requests:
-                await asyncio.sleep(0.005)
+            await eventually(lambda: bool(server.requests))
             await asyncio.sleep(0.05)  # the 429 has been answered and seen
             assert client.rate_limit.gate_closed
-            others = [
-                client.leads.update(list_id, pid, {COL_COMPANY: "b"}) for pid in IDS[1:11]
-            ]
+            others = [client.leads.update(list_id, pid, {COL_COMPANY: "b"}) for pid in IDS[1:11]]
             await asyncio.gather(first, *others)
     rejected_at = server.requests[0].received_at
     later = [r.received_at for r in server.requests[1:]]

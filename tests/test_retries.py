@@ -20,7 +20,7 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep
+from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep, eventually
 
 UPDATE = {COL_COMPANY: "Acme"}
 
@@ -229,8 +229,7 @@ async def test_cancelling_during_the_request_is_not_retried(
 ) -> None:
     server.add_fault(Fault.delay(5.0))
     task = asyncio.create_task(client.leads.update(list_id, LEADS[0], UPDATE))
-    while not server.requests:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bool(server.requests))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -20,12 +20,16 @@ __all__ = ["Limiter", "RateLimitStage"]
 class Limiter(Protocol):
     """What the stage needs of a limiter (the local `RateLimiter`, or `RedisRateLimiter`)."""
 
-    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
-        """Wait for a slot; raise RateLimitError if that would take longer than `max_wait`."""
+    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> object:
+        """Wait for a slot; raise RateLimitError if that would take longer than `max_wait`.
+
+        Returns a ticket that is handed back to `release`.
+        """
         ...
 
     async def release(
         self,
+        ticket: object,
         *,
         sent: bool,
         status: int | None = None,
@@ -49,18 +53,18 @@ class RateLimitStage:
 
     async def __call__(self, request: Request, next: Handler) -> Response:
         limiter = self._limiter
-        await limiter.acquire(max_wait=request.max_wait, timeout=request.timeout.total)
+        ticket = await limiter.acquire(max_wait=request.max_wait, timeout=request.timeout.total)
         try:
             response = await next(request)
         except APIStatusError as exc:
-            await limiter.release(sent=True, status=exc.status_code, headers=exc.headers)
+            await limiter.release(ticket, sent=True, status=exc.status_code, headers=exc.headers)
             raise
         except APIConnectionError as exc:
-            await limiter.release(sent=exc.request_sent)
+            await limiter.release(ticket, sent=exc.request_sent)
             raise
         except (Exception, asyncio.CancelledError):
             # Cancelled mid-request: the request may have arrived, so the slot runs its window.
-            await limiter.release(sent=True)
+            await limiter.release(ticket, sent=True)
             raise
-        await limiter.release(sent=True, status=response.status, headers=response.headers)
+        await limiter.release(ticket, sent=True, status=response.status, headers=response.headers)
         return response

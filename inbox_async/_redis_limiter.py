@@ -1,0 +1,312 @@
+"""RedisRateLimiter: one rate-limit budget shared by many processes and hosts through Redis.
+
+Needs the `redis` extra: `pip install "inbox-async[redis]"`.
+
+Each window is a sorted set of slots scored by the time they expire. One Lua script per acquire
+drops expired slots, checks every window and the shared 429 gate, and takes a slot in all
+windows at once, so there is no read-then-write race between processes. Time comes from the
+Redis server's clock (`TIME`), the one clock every process shares.
+
+A slot is first held with a provisional expiry (window + the request's timeout, so a process that
+dies mid-request cannot hold it for ever); when the response comes back it is re-scored to expire
+one window after that moment, the latest the request can have arrived at Inbox. Keys share one
+hash tag, so the limiter works on Redis Cluster too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from itertools import count
+from typing import Any, Final
+
+from ._constants import DEFAULT_RATE_LIMITS
+from ._decode import parse_retry_after
+from ._exceptions import APIConnectionError, RateLimitError
+from ._limiter import (
+    RateLimitSnapshot,
+    ThrottleEvent,
+    ThrottleReason,
+    WindowState,
+    check_limits,
+)
+from ._log import logger
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'RedisRateLimiter needs the redis extra: pip install "inbox-async[redis]"'
+    ) from exc
+
+__all__ = ["RedisRateLimiter"]
+
+# Polling interval while every slot is held by requests still in flight somewhere.
+_POLL: Final = 0.05
+# Extra hold on a provisional slot beyond the request's timeout.
+_HOLD_MARGIN: Final = 5.0
+
+# KEYS: window keys..., gate key. ARGV: member id, hold seconds, then (limit, seconds) per window.
+# Returns {granted (0/1), wait seconds (string), reason, in-use count per window...}.
+_ACQUIRE: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = #KEYS - 1
+local counts = {}
+local gate = tonumber(redis.call('GET', KEYS[n + 1]) or '0')
+local wait, reason = 0, ''
+if gate > now then wait, reason = gate - now, 'gate' end
+for i = 1, n do
+  local limit = tonumber(ARGV[1 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  local used = redis.call('ZCARD', KEYS[i])
+  counts[i] = used
+  if used >= limit then
+    local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local w = tonumber(first[2]) - now
+    local r = 'window'
+    if string.sub(first[1], 1, 2) == 'f:' then r = 'inflight' end
+    if w > wait then wait, reason = w, r end
+  end
+end
+if wait > 0 then
+  local out = {0, tostring(wait), reason}
+  for i = 1, n do out[#out + 1] = counts[i] end
+  return out
+end
+local hold = tonumber(ARGV[2])
+local out = {1, '0', ''}
+for i = 1, n do
+  local seconds = tonumber(ARGV[2 + 2 * i])
+  redis.call('ZADD', KEYS[i], now + seconds + hold, 'f:' .. ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], math.ceil((seconds + hold) * 1000) + 1000)
+  out[#out + 1] = counts[i] + 1
+end
+return out
+"""
+
+# KEYS: window keys..., gate key. ARGV: member id, sent (0/1), gate seconds (0: none),
+# then seconds per window.
+_RELEASE: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = #KEYS - 1
+for i = 1, n do
+  redis.call('ZREM', KEYS[i], 'f:' .. ARGV[1])
+  if ARGV[2] == '1' then
+    redis.call('ZADD', KEYS[i], now + tonumber(ARGV[3 + i]), 'd:' .. ARGV[1])
+  end
+end
+local gate_for = tonumber(ARGV[3])
+if gate_for > 0 then
+  local current = tonumber(redis.call('GET', KEYS[n + 1]) or '0')
+  if now + gate_for > current then
+    local ttl = math.ceil(gate_for * 1000) + 1000
+    redis.call('SET', KEYS[n + 1], tostring(now + gate_for), 'PX', ttl)
+  end
+end
+return 1
+"""
+
+
+class RedisRateLimiter:
+    """A limiter whose windows and 429 gate live in Redis, shared by every process using `key`.
+
+    limiter = RedisRateLimiter("redis://localhost:6379/0", key="inbox:team-42")
+    async with InboxClient(limiter=limiter) as client:
+        ...
+    await limiter.aclose()
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        limits: Sequence[tuple[int, float]] = DEFAULT_RATE_LIMITS,
+        key: str = "inbox_async:ratelimit",
+        redis: Any = None,
+        on_throttle: Callable[[ThrottleEvent], None] | None = None,
+        gate_jitter: float = 1.0,
+    ) -> None:
+        """Connect by `url` (owned, closed by aclose) or pass a `redis.asyncio.Redis` (borrowed)."""
+        windows = check_limits(limits, "limits")
+        if not windows:
+            raise ValueError("limits must hold at least one (requests, seconds) window")
+        if not isinstance(key, str) or not key:
+            raise ValueError("key must be a non-empty str")
+        if (url is None) == (redis is None):
+            raise ValueError("pass exactly one of url=... or redis=...")
+        if url is not None:
+            if not isinstance(url, str):
+                raise TypeError(f"url must be a str, not {type(url).__name__}")
+            self._redis = aioredis.from_url(url)
+            self._owns_redis = True
+        else:
+            self._redis = redis
+            self._owns_redis = False
+        self._windows = windows
+        tag = "{" + key + "}"
+        self._keys = [f"{tag}:w{i}:{n}/{s:g}" for i, (n, s) in enumerate(windows)]
+        self._keys.append(f"{tag}:gate")
+        self._acquire_script = self._redis.register_script(_ACQUIRE)
+        self._release_script = self._redis.register_script(_RELEASE)
+        self._on_throttle = on_throttle
+        self._gate_jitter = float(gate_jitter)
+        self._prefix = f"{os.getpid()}.{random.getrandbits(48):x}."
+        self._ids = count()
+        self._counts: list[int] = [0] * len(windows)
+        self._in_flight = 0
+        self._waiting = 0
+        self._gate_until = 0.0
+        self._total_wait = 0.0
+        self._server: tuple[int | None, int | None, float | None] = (None, None, None)
+
+    @property
+    def limits(self) -> tuple[tuple[int, float], ...]:
+        """The shared windows as `(requests, seconds)` pairs."""
+        return self._windows
+
+    def __repr__(self) -> str:
+        return f"RedisRateLimiter({list(self._windows)!r}, key={self._keys[-1][:-5]!r})"
+
+    async def aclose(self) -> None:
+        """Close the Redis connection if this limiter opened it."""
+        if self._owns_redis:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> RedisRateLimiter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> str:
+        """Take a slot in every shared window, waiting (at most `max_wait`) for one."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        hold = (timeout if timeout is not None else 60.0) + _HOLD_MARGIN
+        member = self._prefix + str(next(self._ids))
+        args: list[Any] = [member, hold]
+        for limit, seconds in self._windows:
+            args += [limit, seconds]
+        waited = False
+        try:
+            while True:
+                granted, wait, reason = await self._run_acquire(args)
+                if granted:
+                    self._in_flight += 1
+                    return member
+                elapsed = loop.time() - started
+                if reason != "inflight" and wait > max_wait - elapsed:
+                    raise _too_long(wait, max_wait)
+                if elapsed >= max_wait:
+                    raise _too_long(max_wait, max_wait)
+                if not waited:
+                    waited = True
+                    self._waiting += 1
+                    self._throttled(reason, None if reason == "inflight" else wait)
+                delay = min(wait, _POLL) if reason == "inflight" else wait
+                # Processes told the same wait should not all come back in the same instant.
+                await asyncio.sleep(delay + random.uniform(0, min(0.02, 0.1 * delay + 0.001)))
+        finally:
+            if waited:
+                self._waiting -= 1
+                self._total_wait += loop.time() - started
+
+    async def release(
+        self,
+        ticket: object,
+        *,
+        sent: bool,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Re-score the slot to expire one window from now (or free it if never sent)."""
+        self._in_flight -= 1
+        gate_for = 0.0
+        if headers is not None:
+            self._observe(headers)
+            if status == 429:
+                retry_after = parse_retry_after(headers.get("Retry-After"))
+                base = 1.0 if retry_after is None else retry_after
+                gate_for = base + random.uniform(0, min(self._gate_jitter, 0.1 * base + 0.05))
+                self._gate_until = time.monotonic() + gate_for
+                self._throttled("gate", base)
+        args: list[Any] = [ticket, 1 if sent else 0, gate_for]
+        args += [seconds for _, seconds in self._windows]
+        try:
+            await self._release_script(keys=self._keys, args=args)
+        except (RedisError, OSError) as exc:
+            # The provisional expiry frees the slot on its own; nothing is lost but time.
+            logger.warning("rate limiter: could not release a slot in Redis: %s", exc)
+
+    def snapshot(self) -> RateLimitSnapshot:
+        """The state as last seen from this process."""
+        gate = max(0.0, self._gate_until - time.monotonic())
+        limit, remaining, reset = self._server
+        return RateLimitSnapshot(
+            windows=tuple(
+                WindowState(n, s, used)
+                for (n, s), used in zip(self._windows, self._counts, strict=True)
+            ),
+            server_limit=limit,
+            server_remaining=remaining,
+            server_reset=reset,
+            gate_closed=gate > 0,
+            gate_reopens_in=gate,
+            in_flight=self._in_flight,
+            waiting=self._waiting,
+            total_wait=self._total_wait,
+        )
+
+    async def _run_acquire(self, args: list[Any]) -> tuple[bool, float, str]:
+        try:
+            result = await self._acquire_script(keys=self._keys, args=args)
+        except (RedisError, OSError) as exc:
+            # Nothing was sent to Inbox: the retry stage may try again after a backoff.
+            raise APIConnectionError(
+                f"rate limiter: Redis is unavailable ({type(exc).__name__}: {exc})",
+                request_sent=False,
+            ) from exc
+        self._counts = [int(c) for c in result[3:]]
+        reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+        return bool(int(result[0])), float(result[1]), reason
+
+    def _observe(self, headers: Mapping[str, str]) -> None:
+        remaining = headers.get("X-RateLimit-Remaining")
+        if remaining is None:
+            return
+        try:
+            limit = headers.get("X-RateLimit-Limit")
+            reset = headers.get("X-RateLimit-Reset")
+            self._server = (
+                int(float(limit)) if limit is not None else None,
+                int(float(remaining)),
+                float(reset) if reset is not None else None,
+            )
+        except ValueError:
+            return
+
+    def _throttled(self, reason: str, wait: float | None) -> None:
+        shown: ThrottleReason = "gate" if reason == "gate" else "window"
+        if logger.isEnabledFor(logging.INFO):
+            text = "until a slot frees" if wait is None else f"{wait:.2f} s"
+            logger.info("rate limit (redis): callers wait %s for the %s", text, shown)
+        if self._on_throttle is not None:
+            self._on_throttle(ThrottleEvent(shown, wait, max(1, self._waiting)))
+
+
+def _too_long(wait: float, max_wait: float) -> RateLimitError:
+    return RateLimitError(
+        f"waiting for the shared rate limit would take {wait:.1f} s, "
+        f"more than max_wait={max_wait:g} s",
+        status_code=429,
+        code="CLIENT_RATE_LIMITED",
+        retry_after=wait if math.isfinite(wait) else None,
+    )

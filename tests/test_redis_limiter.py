@@ -1,0 +1,142 @@
+"""RedisRateLimiter against a real redis-server: one budget shared by several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inbox_async import APIConnectionError, InboxClient, RateLimitError
+from inbox_async._redis_limiter import RedisRateLimiter
+from inbox_async.testing import FakeInboxServer, Fault
+
+from .conftest import COL_COMPANY, TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        # ./scripts/test installs it; never skip quietly, or CI would pass without the test.
+        pytest.fail("redis-server is not installed: run ./scripts/test, or apt-get install it")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.025)
+        else:
+            pytest.fail("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_three_processes_share_one_budget(redis_url: str, tmp_path: Path) -> None:
+    ids = [str(80_000_000 + i) for i in range(120)]
+    async with FakeInboxServer(token=TOKEN, rate_limits=[(30, 1.0)]) as server:
+        list_id = server.create_list(columns=[COL_COMPANY])
+        server.add_leads(list_id, ids)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.redis_worker",
+                server.url,
+                redis_url,
+                "test:three-processes",
+                list_id,
+                *ids[i::3],
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for i in range(3)
+        ]
+        outputs = [await asyncio.wait_for(p.communicate(), 60) for p in procs]
+        codes = [p.returncode for p in procs]
+    assert codes == [0, 0, 0], outputs
+    assert server.status_counts[429] == 0
+    assert server.status_counts[200] == 120
+    assert all(server.lead_data(list_id, pid) == {COL_COMPANY: pid} for pid in ids)
+    arrivals = sorted(r.received_at for r in server.requests)
+    for i in range(len(arrivals) - 30):
+        assert arrivals[i + 30] - arrivals[i] > 1.0 - 0.01
+
+
+async def test_a_429_closes_the_gate_for_every_process(redis_url: str) -> None:
+    async with (
+        FakeInboxServer(token=TOKEN) as server,
+        RedisRateLimiter(redis_url, limits=[(100, 1.0)], key="test:gate") as first,
+        RedisRateLimiter(redis_url, limits=[(100, 1.0)], key="test:gate") as second,
+        InboxClient(TOKEN, base_url=server.url, limiter=first) as a,
+        InboxClient(TOKEN, base_url=server.url, limiter=second, max_rate_limit_wait=0.5) as b,
+    ):
+        list_id = server.create_list(columns=[COL_COMPANY])
+        server.add_leads(list_id, ["1", "2"])
+        server.add_fault(Fault.status(429, retry_after=30))
+        with pytest.raises(RateLimitError):
+            await a.leads.update(list_id, "1", {COL_COMPANY: "x"}, max_retries=0)
+        # The other limiter (think: another host) sees the shared gate and does not send.
+        with pytest.raises(RateLimitError) as info:
+            await b.leads.update(list_id, "2", {COL_COMPANY: "y"})
+    assert info.value.code == "CLIENT_RATE_LIMITED"
+    assert info.value.retry_after is not None and info.value.retry_after > 25
+    assert len(server.requests) == 1
+
+
+async def test_a_request_that_never_left_frees_its_slot(redis_url: str) -> None:
+    async with RedisRateLimiter(redis_url, limits=[(1, 60.0)], key="test:unsent") as limiter:
+        ticket = await limiter.acquire(max_wait=1)
+        await limiter.release(ticket, sent=False)
+        ticket = await asyncio.wait_for(limiter.acquire(max_wait=1), 2)
+        await limiter.release(ticket, sent=True)
+        with pytest.raises(RateLimitError) as info:
+            await limiter.acquire(max_wait=1)
+        assert info.value.retry_after is not None and info.value.retry_after > 50
+        assert limiter.snapshot().windows[0].in_use == 1
+
+
+async def test_redis_down_is_an_sdk_error() -> None:
+    url = f"redis://127.0.0.1:{_free_port()}/0"
+    async with RedisRateLimiter(url, limits=[(5, 1.0)], key="test:down") as limiter:
+        with pytest.raises(APIConnectionError) as info:
+            await limiter.acquire(max_wait=1)
+    assert "Redis" in str(info.value)
+    assert info.value.request_sent is False
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="limits"):
+        RedisRateLimiter("redis://127.0.0.1:1/0", limits=[])
+    with pytest.raises(ValueError, match="url"):
+        RedisRateLimiter(limits=[(1, 1.0)])
+    with pytest.raises(ValueError, match="key"):
+        RedisRateLimiter("redis://127.0.0.1:1/0", key="")
