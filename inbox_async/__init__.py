@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from ._client import InboxClient
+from ._client import ClientStats, InboxClient
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -21,6 +21,7 @@ from ._exceptions import (
 )
 from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
 from ._transport import ApiDeprecationWarning
+from .bulk import BulkFailure, BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, LeadUpdate
 
 if TYPE_CHECKING:
     from ._redis_limiter import RedisRateLimiter
@@ -60,7 +61,13 @@ __all__ = [
     "ApiDeprecationWarning",
     "AuthenticationError",
     "BadRequestError",
+    "BulkFailure",
+    "BulkOutcome",
+    "BulkProgress",
+    "BulkReport",
+    "BulkUpdateStream",
     "ClientClosedError",
+    "ClientStats",
     "ColumnMapping",
     "ConflictError",
     "Context",
@@ -70,6 +77,7 @@ __all__ = [
     "InboxError",
     "InternalServerError",
     "Lead",
+    "LeadUpdate",
     "NotFoundError",
     "PermissionDeniedError",
     "PlatformData",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ from .resources.import_jobs import ImportJobs
 from .resources.leads import Leads
 from .resources.prospects import Prospects
 
-__all__ = ["InboxClient"]
+__all__ = ["ClientStats", "InboxClient"]
 
 T = TypeVar("T")
 
@@ -114,6 +115,7 @@ class InboxClient:
             self._transport.send,
         )
         self._timeout = aiohttp.ClientTimeout(total=config.timeout)
+        self._calls = 0
         self.leads = Leads(self)
         self.import_jobs = ImportJobs(self)
         self.prospects = Prospects(self)
@@ -122,6 +124,11 @@ class InboxClient:
     def base_url(self) -> str:
         """The API's base URL, without a trailing slash."""
         return self._config.base_url
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters since the client was made: calls, and HTTP attempts including retries."""
+        return ClientStats(calls=self._calls, attempts=self._transport.attempts)
 
     @property
     def limiter(self) -> Limiter:
@@ -187,11 +194,31 @@ class InboxClient:
             max_retries=(
                 self._config.max_retries if max_retries is None else check_max_retries(max_retries)
             ),
-            max_wait=self._config.max_rate_limit_wait if max_wait is None else max_wait,
+            max_wait=(
+                self._config.max_rate_limit_wait
+                if max_wait is None
+                else check_timeout(max_wait, "max_rate_limit_wait")
+            ),
             headers=dict(_JSON_HEADERS) if body is not None else {},
         )
+        self._calls += 1
         response = await self._send(request)
         return decode(response, cast)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """Counters of one client."""
+
+    calls: int
+    """API calls made (a call is one method call, whatever its retries)."""
+    attempts: int
+    """HTTP attempts sent, retries included."""
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first of each call."""
+        return max(0, self.attempts - self.calls)
 
 
 def _timeout(value: float) -> aiohttp.ClientTimeout:

@@ -31,3 +31,8 @@ DEFAULT_RATE_LIMITS: Final = ((300, 60.0), (10_000, 3600.0), (100_000, 86_400.0)
 
 USER_AGENT: Final = "inbox-async/0.1"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
+
+# Bulk updates: workers at once, and how long one item may wait for the rate limit (a job
+# larger than the day's budget waits for the day window to slide rather than failing).
+DEFAULT_BULK_CONCURRENCY: Final = 16
+DEFAULT_BULK_MAX_WAIT: Final = 90_000.0

@@ -189,6 +189,9 @@ class InternalServerError(APIStatusError):
     """5xx: the server (or a proxy in front of it) failed."""
 
 
+# The `code` of a RateLimitError raised by the SDK's own limiter rather than by the server.
+CLIENT_RATE_LIMITED = "CLIENT_RATE_LIMITED"
+
 STATUS_ERRORS: Mapping[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,

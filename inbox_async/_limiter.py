@@ -32,7 +32,7 @@ from typing import Final, Literal
 
 from ._constants import DEFAULT_RATE_LIMITS
 from ._decode import parse_retry_after
-from ._exceptions import RateLimitError
+from ._exceptions import CLIENT_RATE_LIMITED, RateLimitError
 from ._log import logger
 
 __all__ = [
@@ -403,7 +403,7 @@ def _too_long(wait: float, max_wait: float, reason: ThrottleReason) -> RateLimit
     return RateLimitError(
         f"waiting for {what[reason]} would take {wait:.1f} s, more than max_wait={max_wait:g} s",
         status_code=429,
-        code="CLIENT_RATE_LIMITED",
+        code=CLIENT_RATE_LIMITED,
         retry_after=wait,
     )
 

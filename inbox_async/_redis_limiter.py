@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from ._constants import DEFAULT_RATE_LIMITS
 from ._decode import parse_retry_after
-from ._exceptions import APIConnectionError, RateLimitError
+from ._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
 from ._limiter import (
     RateLimitSnapshot,
     ThrottleEvent,
@@ -307,6 +307,6 @@ def _too_long(wait: float, max_wait: float) -> RateLimitError:
         f"waiting for the shared rate limit would take {wait:.1f} s, "
         f"more than max_wait={max_wait:g} s",
         status_code=429,
-        code="CLIENT_RATE_LIMITED",
+        code=CLIENT_RATE_LIMITED,
         retry_after=wait if math.isfinite(wait) else None,
     )

@@ -47,6 +47,8 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._warned_deprecation = False
+        self.attempts = 0
+        """HTTP attempts sent through this transport."""
         # Kept for the ResourceWarning of a client that is never closed: it names the creator.
         self._created_at = "".join(traceback.format_stack(limit=8)[:-3])
 
@@ -97,6 +99,7 @@ class Transport:
             request.headers.update(self._default_headers)
         loop = asyncio.get_running_loop()
         started = loop.time()
+        self.attempts += 1
         try:
             async with session.request(
                 request.method,

@@ -12,7 +12,7 @@ def test_all_is_sorted_and_complete() -> None:
     assert inbox_async.__all__ == sorted(inbox_async.__all__)
     public = {name for name in vars(inbox_async) if not name.startswith("_")}
     # Subpackages are reachable as attributes once imported; they are not re-exports.
-    public -= {"models", "resources", "testing", "TYPE_CHECKING"}
+    public -= {"models", "resources", "testing", "bulk", "cli", "TYPE_CHECKING"}
     # Imported on first access, so the redis extra stays optional.
     public.add("RedisRateLimiter")
     assert public == set(inbox_async.__all__) - {"__version__"}

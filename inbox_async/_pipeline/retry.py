@@ -24,6 +24,7 @@ from tenacity.wait import wait_base
 from .._constants import RETRY_JITTER, RETRY_MAX_DELAY
 from .._decode import parse_retry_after
 from .._exceptions import (
+    CLIENT_RATE_LIMITED,
     APIConnectionError,
     APIStatusError,
     InboxError,
@@ -53,6 +54,9 @@ def is_retryable(request: Request, exc: BaseException) -> bool:
     if not isinstance(exc, InboxError):
         return False
     if isinstance(exc, APIStatusError):
+        if exc.code == CLIENT_RATE_LIMITED:
+            # The limiter already waited as long as this call allows; waiting again won't help.
+            return False
         hint = server_wait_hint(exc)
         if hint is not None and hint > request.max_wait:
             return False

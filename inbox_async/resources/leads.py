@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
-from .._constants import MAX_PLATFORM_IDS_PER_REQUEST
+from .._config import check_timeout
+from .._constants import (
+    DEFAULT_BULK_CONCURRENCY,
+    DEFAULT_BULK_MAX_WAIT,
+    MAX_PLATFORM_IDS_PER_REQUEST,
+)
 from .._validation import (
     check_column_data,
     check_id,
@@ -13,6 +19,7 @@ from .._validation import (
     check_platform_ids,
     segment,
 )
+from ..bulk import BulkProgress, BulkReport, BulkUpdateStream, UpdateInput, _BulkRun
 from ..models.leads import AddLeadsResult, Lead, RemoveLeadsResult
 from ._base import Resource
 
@@ -32,6 +39,7 @@ class Leads(Resource):
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
     ) -> Lead:
         """Set custom column values of one lead; a value of None clears that column.
 
@@ -49,6 +57,7 @@ class Leads(Resource):
             retry_safe=True,
             timeout=timeout,
             max_retries=max_retries,
+            max_wait=max_rate_limit_wait,
         )
 
     async def add(
@@ -109,6 +118,68 @@ class Leads(Resource):
             )
             removed += part.removed
         return RemoveLeadsResult(removed=removed)
+
+    async def bulk_update(
+        self,
+        list_id: str,
+        updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
+        *,
+        concurrency: int = DEFAULT_BULK_CONCURRENCY,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
+    ) -> BulkReport:
+        """Update many leads, `concurrency` at a time; one failure never stops the others.
+
+        `updates` is any iterable or async iterable of `(platform_id, data)` pairs or
+        `LeadUpdate` objects, pulled only as workers free up. Every item ends applied (counted
+        in `.succeeded`) or failed (listed in `.failed` with its error). With `journal`, a rerun
+        of the same job skips what an earlier run applied. Each request goes through the
+        client's rate limiter and retries; an item waits up to `max_rate_limit_wait` seconds
+        for the rate limit (a day by default: a bulk job outlasts a window rather than fail).
+
+            report = await client.leads.bulk_update(list_id, ((pid, {col: v}) for pid, v in rows))
+            print(report.succeeded, [(f.platform_id, f.error) for f in report.failed])
+        """
+        run = _BulkRun(
+            self,
+            list_id,
+            updates,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            journal=journal,
+            max_wait=check_timeout(max_rate_limit_wait, "max_rate_limit_wait"),
+            keep_leads=False,
+        )
+        return await run.run(None)
+
+    def bulk_update_stream(
+        self,
+        list_id: str,
+        updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
+        *,
+        concurrency: int = DEFAULT_BULK_CONCURRENCY,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
+    ) -> BulkUpdateStream:
+        """Like `bulk_update`, but yields each item's `BulkOutcome` as it finishes.
+
+        async with client.leads.bulk_update_stream(list_id, updates) as stream:
+            async for outcome in stream:
+                write_result(outcome.platform_id, outcome.ok, outcome.error)
+        """
+        run = _BulkRun(
+            self,
+            list_id,
+            updates,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            journal=journal,
+            max_wait=check_timeout(max_rate_limit_wait, "max_rate_limit_wait"),
+            keep_leads=True,
+        )
+        return BulkUpdateStream(run)
 
 
 def _chunks(ids: list[str]) -> list[list[str]]:
