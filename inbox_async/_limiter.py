@@ -87,8 +87,8 @@ class RateLimitSnapshot:
     """Requests sent and not yet answered."""
     waiting: int
     """Callers waiting for a slot."""
-    total_wait: float
-    """Seconds callers have spent waiting, summed over all of them since the limiter was made."""
+    throttled_seconds: float
+    """Wall-clock seconds during which at least one caller was waiting, since creation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +180,9 @@ class RateLimiter:
         self._server_limit: int | None = None
         self._server_remaining: int | None = None
         self._server_reset: float | None = None
-        self._total_wait = 0.0
+        self._waiting = 0
+        self._throttled_since = 0.0
+        self._throttled_total = 0.0
 
     @property
     def limits(self) -> tuple[tuple[int, float], ...]:
@@ -244,8 +246,9 @@ class RateLimiter:
             gate_closed=gate > 0,
             gate_reopens_in=gate,
             in_flight=self._in_flight,
-            waiting=sum(1 for f in self._waiters if not f.done()),
-            total_wait=self._total_wait,
+            waiting=self._waiting,
+            throttled_seconds=self._throttled_total
+            + (loop_now - self._throttled_since if self._waiting else 0.0),
         )
 
     # -- internals ----------------------------------------------------------------------------
@@ -288,7 +291,9 @@ class RateLimiter:
             raise _too_long(estimate, max_wait, reason)
         future: asyncio.Future[None] = loop.create_future()
         self._waiters.append(future)
-        if len(self._waiters) == 1:
+        self._waiting += 1
+        if self._waiting == 1:
+            self._throttled_since = now
             self._throttled(reason, estimate)
         deadline = loop.call_later(max_wait, _expire, future, max_wait, reason)
         self._dispatch(loop)
@@ -306,7 +311,9 @@ class RateLimiter:
             raise
         finally:
             deadline.cancel()
-            self._total_wait += loop.time() - now
+            self._waiting -= 1
+            if self._waiting == 0:
+                self._throttled_total += loop.time() - self._throttled_since
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Grant slots to waiters in arrival order; arm the timer for the next one."""

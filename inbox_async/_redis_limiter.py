@@ -164,7 +164,8 @@ class RedisRateLimiter:
         self._in_flight = 0
         self._waiting = 0
         self._gate_until = 0.0
-        self._total_wait = 0.0
+        self._throttled_since = 0.0
+        self._throttled_total = 0.0
         self._server: tuple[int | None, int | None, float | None] = (None, None, None)
 
     @property
@@ -210,6 +211,8 @@ class RedisRateLimiter:
                 if not waited:
                     waited = True
                     self._waiting += 1
+                    if self._waiting == 1:
+                        self._throttled_since = loop.time()
                     self._throttled(reason, None if reason == "inflight" else wait)
                 delay = min(wait, _POLL) if reason == "inflight" else wait
                 # Processes told the same wait should not all come back in the same instant.
@@ -217,7 +220,8 @@ class RedisRateLimiter:
         finally:
             if waited:
                 self._waiting -= 1
-                self._total_wait += loop.time() - started
+                if self._waiting == 0:
+                    self._throttled_total += loop.time() - self._throttled_since
 
     async def release(
         self,
@@ -262,7 +266,8 @@ class RedisRateLimiter:
             gate_reopens_in=gate,
             in_flight=self._in_flight,
             waiting=self._waiting,
-            total_wait=self._total_wait,
+            throttled_seconds=self._throttled_total
+            + (time.monotonic() - self._throttled_since if self._waiting else 0.0),
         )
 
     async def _run_acquire(self, args: list[Any]) -> tuple[bool, float, str]:

@@ -156,7 +156,7 @@ class BulkReport:
     attempts: int = 0
     """HTTP attempts the job made, retries included."""
     rate_limit_wait: float = 0.0
-    """Seconds callers spent waiting on the rate limiter (summed over workers)."""
+    """Wall-clock seconds during which the rate limiter held requests back."""
 
     @property
     def retries(self) -> int:
@@ -281,7 +281,7 @@ class _BulkRun:
         started = time.monotonic()
         self._samples.append((started, 0))
         attempts_before = client.stats.attempts
-        wait_before = client.rate_limit.total_wait
+        wait_before = client.rate_limit.throttled_seconds
         workers = [
             asyncio.ensure_future(self._worker(emit, journal)) for _ in range(self._concurrency)
         ]
@@ -300,7 +300,7 @@ class _BulkRun:
             report = self.report
             report.elapsed = time.monotonic() - started
             report.attempts = client.stats.attempts - attempts_before
-            report.rate_limit_wait = client.rate_limit.total_wait - wait_before
+            report.rate_limit_wait = client.rate_limit.throttled_seconds - wait_before
         if self._on_progress is not None:
             self._on_progress(self._progress(started))
         if self._input_error is not None:

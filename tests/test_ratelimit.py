@@ -170,7 +170,7 @@ async def test_snapshot_and_throttle_hook() -> None:
     assert snapshot.server_limit == 100
     assert snapshot.server_remaining == 95
     assert snapshot.in_flight == 0 and snapshot.waiting == 0
-    assert snapshot.total_wait > 0
+    assert snapshot.throttled_seconds > 0
     assert events and events[0].reason == "window"
 
 

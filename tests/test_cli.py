@@ -1,0 +1,231 @@
+"""The inbox-async command line, run as a real process against the fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from inbox_async._csv import escape_cell, unescape_cell
+from inbox_async.testing import FakeInboxServer
+
+from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+async def _cli(*args: str, base_url: str = "http://127.0.0.1:9/api/v1") -> tuple[int, str, str]:
+    proc = await _start(*args, base_url=base_url)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def _start(*args: str, base_url: str) -> asyncio.subprocess.Process:
+    env = {**os.environ, "INBOX_API_TOKEN": TOKEN, "INBOX_API_BASE_URL": base_url}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "inbox_async.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "extra", "message"),
+    [
+        (["id", COL_COMPANY], [], "no platformId column"),
+        (["platformId", "Company"], [], "unknown header 'Company'"),
+        (["platformId", "Company"], ["--map", "Company=notacolumn"], "is not a column id"),
+        (["platformId", COL_COMPANY], ["--map", "Nope=custom_abc"], "not in"),
+        (["platformId", COL_COMPANY], ["--concurrency", "0"], "--concurrency"),
+        (["platformId", COL_COMPANY], ["--rate-limit", "fast"], "--rate-limit"),
+    ],
+)
+async def test_bad_input_exits_2_with_a_clear_message(
+    tmp_path: Path, header: list[str], extra: list[str], message: str
+) -> None:
+    path = _write_csv(tmp_path / "in.csv", header, [["1", "x"]])
+    code, out, err = await _cli("bulk-update", str(path), "--list", "abc", *extra)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+async def test_an_unreadable_file_exits_2(tmp_path: Path) -> None:
+    code, _, err = await _cli("bulk-update", str(tmp_path / "missing.csv"), "--list", "abc")
+    assert code == 2
+    assert "cannot read" in err and "Traceback" not in err
+
+
+async def test_a_missing_token_exits_2(tmp_path: Path) -> None:
+    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    env = {k: v for k, v in os.environ.items() if k != "INBOX_API_TOKEN"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inbox_async.cli", "bulk-update", str(path), "--list", "abc",
+        cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"INBOX_API_TOKEN" in err
+
+
+async def test_dry_run_checks_everything_and_sends_nothing(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    path = _write_csv(
+        tmp_path / "in.csv",
+        ["platformId", "Company", COL_TITLE],
+        [[str(i), f"Co {i}", ""] for i in range(1, 701)] + [["", "no id", ""]],
+    )
+    code, out, _ = await _cli(
+        "bulk-update", str(path), "--list", "abc", "--map", f"Company={COL_COMPANY}",
+        "--dry-run", base_url=server.url,
+    )  # fmt: skip
+    assert code == 1  # one row cannot be sent
+    assert "700 updates, 1 rows that cannot be sent" in out
+    assert f"{COL_COMPANY}, {COL_TITLE}" in out
+    assert "estimate: 2 min 0 s at 300/60s" in out
+    assert server.requests == []
+
+
+async def test_bulk_update_applies_rows_and_writes_safe_failures(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
+    server.add_leads(list_id, ["1", "2", "3"])
+    server.lead_data(list_id, "2")  # exists
+    path = _write_csv(
+        tmp_path / "in.csv",
+        ["platformId", "Company", COL_TITLE],
+        [
+            ["1", "Acme", "CEO"],
+            ["2", "Globex", ""],  # empty cell: left alone
+            ["404", '=HYPERLINK("http://evil")', "CTO"],  # not in the list
+            ["", "no id", ""],
+        ],
+    )
+    failures = tmp_path / "failures.csv"
+    code, out, err = await _cli(
+        "bulk-update", str(path), "--list", list_id, "--map", f"Company={COL_COMPANY}",
+        "--failures", str(failures), "--no-progress", base_url=server.url,
+    )  # fmt: skip
+    assert code == 1, err
+    assert "applied 2, failed 2" in out
+    assert server.lead_data(list_id, "1") == {COL_COMPANY: "Acme", COL_TITLE: "CEO"}
+    assert server.lead_data(list_id, "2") == {COL_COMPANY: "Globex"}
+    with failures.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["platformId", "Company", COL_TITLE, "inbox_error"]
+    by_id = {row[0]: row for row in rows[1:]}
+    assert set(by_id) == {"404", ""}
+    # Safe to open in a spreadsheet: the formula is inert text.
+    assert by_id["404"][1] == '\'=HYPERLINK("http://evil")'
+    assert "LEAD_NOT_FOUND" in by_id["404"][3]
+    # ... and the failures file can be fed straight back in.
+    server.add_leads(list_id, ["404"])
+    code, out, err = await _cli(
+        "bulk-update", str(failures), "--list", list_id, "--map", f"Company={COL_COMPANY}",
+        "--no-progress", "--no-journal", base_url=server.url,
+    )  # fmt: skip
+    assert "applied 1" in out, err
+    assert server.lead_data(list_id, "404") == {
+        COL_COMPANY: '=HYPERLINK("http://evil")',
+        COL_TITLE: "CTO",
+    }
+
+
+async def test_clear_empty_sends_null_for_empty_cells(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
+    server.add_leads(list_id, ["1"])
+    path = _write_csv(tmp_path / "a.csv", ["platformId", COL_COMPANY, COL_TITLE], [["1", "A", "B"]])
+    await _cli("bulk-update", str(path), "--list", list_id, base_url=server.url)
+    path = _write_csv(tmp_path / "b.csv", ["platformId", COL_COMPANY, COL_TITLE], [["1", "", "C"]])
+    code, _, err = await _cli(
+        "bulk-update", str(path), "--list", list_id, "--clear-empty", base_url=server.url
+    )
+    assert code == 0, err
+    assert server.lead_data(list_id, "1") == {COL_TITLE: "C"}
+
+
+async def test_killed_midway_then_resumed_with_the_journal(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    rows = 400
+    concurrency = 8
+    ids = [str(60_000_000 + i) for i in range(rows)]
+    list_id = server.create_list(columns=[COL_COMPANY])
+    server.add_leads(list_id, ids)
+    server.set_latency(0.01)
+    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, f"v{i}"] for i in ids])
+    journal = tmp_path / "job.journal"
+    args = (
+        "bulk-update", str(path), "--list", list_id, "--journal", str(journal),
+        "--concurrency", str(concurrency), "--rate-limit", "100000/1", "--no-progress",
+    )  # fmt: skip
+    proc = await _start(*args, base_url=server.url)
+    await eventually(lambda: len(server.requests) >= 150, timeout=30)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    first_run = len(server.requests)
+    assert first_run < rows
+    code, out, err = await _cli(*args, base_url=server.url)
+    assert code == 0, err
+    patches = sum(1 for r in server.requests if r.method == "PATCH")
+    assert all(server.lead_data(list_id, i) == {COL_COMPANY: f"v{i}"} for i in ids)
+    assert patches <= rows + concurrency
+    assert "skipped" in out
+
+
+async def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    ids = [str(61_000_000 + i) for i in range(300)]
+    list_id = server.create_list(columns=[COL_COMPANY])
+    server.add_leads(list_id, ids)
+    server.set_latency(0.02)
+    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    proc = await _start(
+        "bulk-update", str(path), "--list", list_id, "--no-progress", base_url=server.url
+    )
+    await eventually(lambda: len(server.requests) >= 30, timeout=30)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 130
+    assert "to resume, run:" in err.decode()
+    assert "--journal" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert "applied" in out.decode()
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "plain", "'quoted"])
+def test_cell_escaping_round_trips(cell: str) -> None:
+    escaped = escape_cell(cell)
+    assert not escaped.startswith(("=", "+", "-", "@", "\t"))
+    assert unescape_cell(escaped) == cell
+
+
+async def test_the_demo_runs_and_reports_as_expected() -> None:
+    code, out, err = await _cli("demo", "--no-progress")
+    assert code == 0, err
+    assert "applied 2995, failed 5" in out
+    assert "as expected" in out
