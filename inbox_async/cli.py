@@ -421,9 +421,9 @@ async def _demo(args: argparse.Namespace) -> int:
     if code == EXIT_INTERRUPTED:
         return code
     planted = {row.platform_id for row in rows[-5:]}
-    as_expected = report.succeeded == len(rows) - 5 and {
-        f.platform_id for f in report.failed
-    } == planted
+    as_expected = (
+        report.succeeded == len(rows) - 5 and {f.platform_id for f in report.failed} == planted
+    )
     print(
         "as expected: every lead in the list applied, the 5 planted strangers reported"
         if as_expected
