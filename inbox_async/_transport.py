@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
+import sys
 import warnings
 from typing import Final
 
@@ -50,7 +50,7 @@ class Transport:
         self.attempts = 0
         """HTTP attempts sent through this transport."""
         # Kept for the ResourceWarning of a client that is never closed: it names the creator.
-        self._created_at = "".join(traceback.format_stack(limit=8)[:-3])
+        self._created_at = _caller_outside_package()
 
     @property
     def closed(self) -> bool:
@@ -177,8 +177,21 @@ class Transport:
         session = getattr(self, "_session", None)
         if session is not None and self._owns_session and not session.closed:
             _warn(  # type: ignore[operator]
-                "InboxClient was never closed; use 'async with InboxClient(...)' or "
-                f"'await client.aclose()'. It was created at:\n{self._created_at}",
+                f"InboxClient created at {self._created_at} was never closed; use "
+                "'async with InboxClient(...)' or 'await client.aclose()'",
                 ResourceWarning,
                 source=self,
             )
+
+
+_PACKAGE_DIR: Final = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0]
+
+
+def _caller_outside_package() -> str:
+    """`file:line` of the first frame outside inbox_async: where the user made the client."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
