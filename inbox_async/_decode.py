@@ -122,25 +122,17 @@ def status_error(response: Response) -> APIStatusError:
     """The exception for an error response, keeping its status whatever the body is."""
     code, message = _error_fields(response)
     cls = status_error_class(response.status)
-    headers = response.headers
-    if cls is RateLimitError:
-        return RateLimitError(
-            message,
-            status_code=response.status,
-            code=code,
-            request_id=response.request_id,
-            headers=headers,
-            body=response.body,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
-    return cls(
+    error = cls(
         message,
         status_code=response.status,
         code=code,
         request_id=response.request_id,
-        headers=headers,
+        headers=response.headers,
         body=response.body,
     )
+    if isinstance(error, RateLimitError):
+        error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return error
 
 
 def _error_fields(response: Response) -> tuple[str | None, str]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import msgspec
 
+from ._config import check_timeout
 from ._exceptions import APIStatusError, InboxError
 from ._validation import check_id
 from .models.leads import Lead
@@ -258,7 +259,7 @@ class _BulkRun:
         self._concurrency = concurrency
         self._on_progress = on_progress
         self._journal_path = journal
-        self._max_wait = max_wait
+        self._max_wait = check_timeout(max_wait, "max_rate_limit_wait")
         self._keep_leads = keep_leads
         self._total = _length(updates)
         self._source: AsyncIterator[UpdateInput] | None = None

