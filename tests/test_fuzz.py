@@ -40,7 +40,10 @@ from inbox_async import (
     RateLimitError,
 )
 
+from . import test_redis_limiter
 from .conftest import COL_COMPANY, TOKEN
+
+redis_url = test_redis_limiter.redis_url  # the real redis-server fixture, shared
 
 SEED_BYTES = (Path(__file__).parent / "data" / "update-lead-response.json").read_bytes()
 SEED: dict[str, Any] = json.loads(SEED_BYTES)
@@ -331,6 +334,25 @@ async def test_an_infinite_rate_limit_header_is_ignored(
     fuzz.reply = Reply(200, SEED_BYTES, headers)
     async with InboxClient(TOKEN, base_url=fuzz.url, rate_limits=None) as client:
         lead = await client.leads.update(LIST_ID, "44196397", UPDATE)
+        lead = await client.leads.update(LIST_ID, "44196397", UPDATE)
+        assert client.rate_limit.in_flight == 0
+    assert lead.data == SEED["data"]
+    assert fuzz.hits == 2
+
+
+@pytest.mark.parametrize("header", ["X-RateLimit-Remaining", "X-RateLimit-Limit"])
+async def test_an_infinite_rate_limit_header_is_ignored_by_the_redis_limiter_too(
+    fuzz: FuzzServer, redis_url: str, header: str
+) -> None:
+    from inbox_async._redis_limiter import RedisRateLimiter
+
+    headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "299", header: "inf"}
+    fuzz.reply = Reply(200, SEED_BYTES, headers)
+    async with (
+        RedisRateLimiter(redis_url, limits=[(100, 1.0)], key=f"fuzz:{header}") as limiter,
+        InboxClient(TOKEN, base_url=fuzz.url, limiter=limiter) as client,
+    ):
+        await client.leads.update(LIST_ID, "44196397", UPDATE)
         lead = await client.leads.update(LIST_ID, "44196397", UPDATE)
         assert client.rate_limit.in_flight == 0
     assert lead.data == SEED["data"]
