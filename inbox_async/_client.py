@@ -201,6 +201,7 @@ class InboxClient:
             ),
             headers=dict(_JSON_HEADERS) if body is not None else {},
         )
+        self._transport.check_usable()
         self._calls += 1
         response = await self._send(request)
         return decode(response, cast)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,6 +16,8 @@ from ._constants import (
     DEFAULT_BASE_URL,
     TOKEN_ENV_VAR,
 )
+
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 
 __all__ = ["ClientConfig", "check_header_value", "check_max_retries", "check_timeout"]
 
@@ -97,7 +100,9 @@ def _resolve_base_url(
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    # Only the literal name: "*.localhost" goes to the system resolver, which may answer with
+    # any address, and plain http would then carry the token off the machine.
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -145,6 +150,8 @@ def _check_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:
         if not isinstance(key, str) or not isinstance(value, str):
             raise TypeError("default_headers keys and values must be str")
         check_header_value(f"default_headers[{key!r}]", key)
+        if _HEADER_NAME_RE.fullmatch(key) is None:
+            raise ValueError(f"default_headers: {key!r} is not a valid header name")
         check_header_value(f"default_headers[{key!r}]", value)
         if key.lower() == "authorization":
             raise ValueError("default_headers must not set Authorization; pass token=... instead")

@@ -18,6 +18,9 @@ RETRY_JITTER: Final = 1.0
 # A Retry-After longer than this is not waited out: RateLimitError is raised at once.
 DEFAULT_MAX_RATE_LIMIT_WAIT: Final = 120.0
 
+# A response body larger than this is refused rather than read into memory (a lead is ~2 KiB).
+MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+
 # Connections the owned session keeps to the API host.
 DEFAULT_MAX_CONNECTIONS: Final = 100
 

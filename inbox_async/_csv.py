@@ -130,13 +130,17 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
 
 
 def escape_cell(value: str) -> str:
-    """Make a cell safe to open in a spreadsheet: a would-be formula is prefixed with '."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """Make a cell safe to open in a spreadsheet: a would-be formula is prefixed with '.
+
+    A value that already starts with quotes before a formula character gets one more, so that
+    `unescape_cell` gives back exactly the value that was escaped.
+    """
+    return "'" + value if value.lstrip("'").startswith(_FORMULA_START) else value
 
 
 def unescape_cell(value: str) -> str:
     """Undo `escape_cell`, so that a failures file can be fed back in unchanged."""
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
+    if value.startswith("'") and value.lstrip("'").startswith(_FORMULA_START):
         return value[1:]
     return value
 

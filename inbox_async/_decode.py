@@ -54,7 +54,12 @@ def decode(response: Response, tp: type[T]) -> T:
         pass
     except msgspec.DecodeError as exc:
         raise _invalid(response, f"response body is not valid JSON ({exc})") from exc
-    return _repair(response, tp)
+    except RecursionError as exc:
+        raise _invalid(response, "response body is nested too deeply") from exc
+    try:
+        return _repair(response, tp)
+    except RecursionError as exc:
+        raise _invalid(response, "response body is nested too deeply") from exc
 
 
 def _repair(response: Response, tp: type[T]) -> T:
@@ -139,7 +144,7 @@ def _error_fields(response: Response) -> tuple[str | None, str]:
     body = response.body
     try:
         parsed = _error_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None, _summarise(response)
     error = parsed.error
     if isinstance(error, _ErrorDetail):

@@ -295,7 +295,7 @@ class RedisRateLimiter:
                 int(float(remaining)),
                 float(reset) if reset is not None else None,
             )
-        except ValueError:
+        except (ValueError, OverflowError):  # "inf" parses as a float, not as an int
             return
 
     def _throttled(self, reason: str, wait: float | None) -> None:

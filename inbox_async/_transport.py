@@ -15,9 +15,15 @@ from typing import Final
 
 import aiohttp
 
-from ._constants import REQUEST_ID_HEADER, USER_AGENT
+from ._constants import MAX_RESPONSE_BYTES, REQUEST_ID_HEADER, USER_AGENT
 from ._decode import status_error
-from ._exceptions import APIConnectionError, APITimeoutError, ClientClosedError, InboxError
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    ClientClosedError,
+    InboxError,
+)
 from ._log import logger
 from ._types import Request, Response
 
@@ -62,7 +68,12 @@ class Transport:
         """Whether the session was created here (and is closed here)."""
         return self._owns_session
 
-    def _open(self) -> aiohttp.ClientSession:
+    def check_usable(self) -> None:
+        """Refuse a closed client, and bind the client to the running loop on first use.
+
+        The client runs this before the pipeline: the rate limiter's waiters and timers belong
+        to one loop too, so a call from another loop must fail before it waits on them.
+        """
         if self._closed:
             raise ClientClosedError("this InboxClient is closed; create a new one")
         loop = asyncio.get_running_loop()
@@ -72,6 +83,9 @@ class Transport:
             raise InboxError(
                 "this InboxClient is bound to another event loop; create one client per loop"
             )
+
+    def _open(self) -> aiohttp.ClientSession:
+        self.check_usable()
         session = self._session
         if session is None:
             # Created here, inside the running loop, on first use: creating an aiohttp session
@@ -87,12 +101,9 @@ class Transport:
     async def send(self, request: Request) -> Response:
         """Make one attempt; raise the SDK's error for an error status or a failure."""
         session = self._session
-        if (
-            session is None
-            or session.closed
-            or self._closed
-            or self._loop is not asyncio.get_running_loop()
-        ):
+        # The event loop was checked once for the whole call (check_usable); a retry may still
+        # find the client closed meanwhile.
+        if session is None or session.closed or self._closed:
             session = self._open()
         if not self._owns_session:
             # A borrowed session has its own defaults; ours ride on each request.
@@ -109,7 +120,11 @@ class Transport:
                 headers=request.headers,
                 timeout=request.timeout,
             ) as resp:
-                body = await resp.read()
+                length = resp.content_length
+                if length is not None and length <= MAX_RESPONSE_BYTES:
+                    body = await resp.read()
+                else:
+                    body = await _read_capped(resp, request)
                 headers = resp.headers
                 status = resp.status
         except aiohttp.ConnectionTimeoutError as exc:
@@ -182,6 +197,30 @@ class Transport:
                 ResourceWarning,
                 source=self,
             )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, request: Request) -> bytes:
+    """Read a body of unknown or large length, refusing one over MAX_RESPONSE_BYTES."""
+    if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
+        raise _too_large(resp, request)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            # Leaving the block unread closes the connection instead of reusing it.
+            raise _too_large(resp, request)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(resp: aiohttp.ClientResponse, request: Request) -> APIResponseValidationError:
+    return APIResponseValidationError(
+        f"{request.method} {request.path}: response body is larger than "
+        f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; refused",
+        status_code=resp.status,
+        request_id=resp.headers.get(REQUEST_ID_HEADER),
+    )
 
 
 _PACKAGE_DIR: Final = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0]

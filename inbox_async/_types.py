@@ -31,7 +31,9 @@ class Request:
     max_retries: int
     max_wait: float
     """Longest wait for the rate limit (Retry-After, local windows) before RateLimitError."""
-    headers: dict[str, str] = field(default_factory=dict)
+    # Kept out of the repr: it carries the Authorization header, and tracebacks that show
+    # locals (error trackers, rich, pytest -l) render every frame's `request` with repr().
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
     attempt: int = 1
 
 

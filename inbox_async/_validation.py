@@ -39,6 +39,7 @@ def check_platform_id(name: str, value: object) -> str:
     if isinstance(value, str):
         if not value or value.isspace():
             raise ValueError(f"{name} must be a non-empty string")
+        _check_encodable(name, value)
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
@@ -67,7 +68,11 @@ def check_column_data(name: str, data: object) -> dict[str, Any]:
             raise TypeError(f"{name} keys must be str column ids, got {_shown(key)}")
         if not key:
             raise ValueError(f"{name} keys must not be empty")
-        if value is None or isinstance(value, (str, bool, int)):
+        _check_encodable(f"{name} key", key)
+        if isinstance(value, str):
+            _check_encodable(f"{name}[{key!r}]", value)
+            continue
+        if value is None or isinstance(value, (bool, int)):
             continue
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -77,6 +82,15 @@ def check_column_data(name: str, data: object) -> dict[str, Any]:
             f"{name}[{key!r}] must be a str, int, float, bool or None, not {type(value).__name__}"
         )
     return data if type(data) is dict else dict(data)
+
+
+def _check_encodable(name: str, value: str) -> None:
+    # A lone surrogate cannot be sent as UTF-8; say which argument holds it.
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} is not valid Unicode (it holds a lone surrogate)") from None
 
 
 def segment(value: str) -> str:

@@ -144,3 +144,45 @@ async def test_the_token_is_absent_from_error_strings_and_tracebacks(
     assert secret not in rendered
     assert secret not in repr(info.value)
     assert secret not in str(info.value.headers)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_huge_response_body_is_refused_not_read_into_memory(chunked: bool) -> None:
+    from inbox_async import APIResponseValidationError
+    from inbox_async._constants import MAX_RESPONSE_BYTES
+
+    chunk = b"x" * (1 << 20)
+    count = MAX_RESPONSE_BYTES // len(chunk) + 2
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if not chunked:
+            response.content_length = count * len(chunk)
+        await response.prepare(request)
+        try:
+            for _ in range(count):
+                await response.write(chunk)
+        except ConnectionError:
+            pass  # the client hung up, as it should
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", huge)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with InboxClient(TOKEN, base_url=f"http://127.0.0.1:{port}/api/v1") as client:
+            with pytest.raises(APIResponseValidationError, match="larger than 32 MiB"):
+                await client.leads.update("abc", "1", UPDATE)
+    finally:
+        await runner.cleanup()
+
+
+async def test_lone_surrogates_are_refused_naming_the_parameter(client: InboxClient) -> None:
+    with pytest.raises(ValueError, match="platform_id"):
+        await client.leads.update("abc", "\ud800", UPDATE)
+    with pytest.raises(ValueError, match="data"):
+        await client.leads.update("abc", "1", {COL_COMPANY: "bad \udfff"})

@@ -119,3 +119,15 @@ def test_the_token_never_shows_in_reprs() -> None:
 def test_session_must_be_an_aiohttp_session() -> None:
     with pytest.raises(TypeError, match="session"):
         InboxClient("t", session=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["http://evil.localhost/api/v1", "http://localhost.evil.com/"])
+def test_only_the_literal_localhost_counts_as_loopback(url: str) -> None:
+    with pytest.raises(ValueError, match="allow_insecure_http"):
+        _build(base_url=url)
+
+
+@pytest.mark.parametrize("name", ["X-A: b", "X A", "", "X-Ä"])
+def test_default_header_names_must_be_tokens(name: str) -> None:
+    with pytest.raises(ValueError, match="header name"):
+        _build(default_headers={name: "v"})
