@@ -128,14 +128,20 @@ class Transport:
                 headers = resp.headers
                 status = resp.status
         except aiohttp.ConnectionTimeoutError as exc:
-            raise self._connection_error(request, exc, timeout=True, sent=False) from exc
+            raise self._connection_error(request, exc, timeout=True, sent=False) from _frameless(
+                exc
+            )
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-            raise self._connection_error(request, exc, timeout=True, sent=True) from exc
+            raise self._connection_error(request, exc, timeout=True, sent=True) from _frameless(exc)
         except aiohttp.ClientConnectorError as exc:
             # Raised while connecting: the request never left, so even a POST may be repeated.
-            raise self._connection_error(request, exc, timeout=False, sent=False) from exc
+            raise self._connection_error(request, exc, timeout=False, sent=False) from _frameless(
+                exc
+            )
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise self._connection_error(request, exc, timeout=False, sent=True) from exc
+            raise self._connection_error(request, exc, timeout=False, sent=True) from _frameless(
+                exc
+            )
         elapsed = loop.time() - started
         response = Response(status, headers, body, elapsed, headers.get(REQUEST_ID_HEADER))
         if logger.isEnabledFor(logging.DEBUG):
@@ -197,6 +203,25 @@ class Transport:
                 ResourceWarning,
                 source=self,
             )
+
+
+def _frameless(exc: BaseException) -> BaseException:
+    """The aiohttp error (and what it chains) without frames, to chain under ours.
+
+    Its type and message stay for debugging; its frames go, because aiohttp's own frames hold
+    the request headers (Authorization included) as local variables, which error trackers and
+    rich tracebacks print.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        todo += (current.__cause__, current.__context__)
+    return exc
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, request: Request) -> bytes:

@@ -478,3 +478,32 @@ def test_reprs_of_limiters_and_reports_hold_no_secrets() -> None:
         )
     )
     assert secret not in text
+
+
+async def test_a_connection_error_chain_shows_no_token_even_with_locals(
+    sleep: RecordingSleep,
+) -> None:
+    # aiohttp's own frames hold the request headers as locals: the SDK chains aiohttp's error
+    # (type and message) without them.
+    secret = _secret()
+    async with FakeInboxServer(token=secret) as server:
+        list_id = server.create_list(columns=[COL_COMPANY])
+        server.add_leads(list_id, LEADS)
+        server.add_fault(Fault.drop())
+        async with InboxClient(secret, base_url=server.url, sleep=sleep, max_retries=0) as c:
+            with pytest.raises(APIConnectionError) as info:
+                await c.leads.update(list_id, LEADS[0], UPDATE)
+    assert info.value.__cause__ is not None
+    summary: traceback.TracebackException | None = traceback.TracebackException.from_exception(
+        info.value, capture_locals=True
+    )
+    chain = []
+    while summary is not None:
+        chain.append(summary)
+        summary = summary.__cause__ or summary.__context__
+    assert len(chain) >= 2  # aiohttp's error is still there, by type and message
+    for link in chain:
+        for frame in link.stack:
+            if frame.filename == __file__:
+                continue  # this test's own locals hold the secret, of course
+            assert secret not in repr(frame.locals), f"{frame.name} ({frame.filename})"
