@@ -212,7 +212,7 @@ async def interleave(
     n: int,
     reps: int,
     warmup: int,
-    patience: float = 60.0,
+    patience: float = 30.0,
 ) -> Comparison:
     """Run every variant `reps` times, interleaved (A B C, B C A, ...) on one event loop.
 

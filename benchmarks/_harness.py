@@ -292,7 +292,7 @@ class Row:
         """min-max, or blank for a single measurement."""
         if self.n <= 1 and self.low == self.high:
             return ""
-        return f"{_fmt(self.low, self.unit)}-{_fmt(self.high, self.unit)}"
+        return f"{_fmt(self.low, self.unit)} to {_fmt(self.high, self.unit)}"
 
 
 def _fmt(value: float, unit: str) -> str:

@@ -1,13 +1,14 @@
-"""A/B: the SDK's client CPU per request, this checkout (A) against a patched checkout (B).
+"""A/B: the SDK's client CPU per request, this checkout (A) against patched checkouts (B, C...).
 
-Not one of the questions: the tool used to measure the proposed patches. It loads the other
+Not one of the questions: the tool used to measure the proposed patches. It loads each other
 checkout's `inbox_async` under another name in the same process, then runs the Q1 update loop
-(`client.leads.update`, retries, limiter and decoding on) for A, for B and for the raw
-aiohttp + msgspec baseline, interleaved, at concurrency 1, 8, 32 and 128. Reported: B ÷ A and
-each of them ÷ the baseline, per repetition, median and min-max.
+(`client.leads.update`, retries, limiter and decoding on) for A, for each patched checkout and
+for the raw aiohttp + msgspec baseline, interleaved, at concurrency 1, 8, 32 and 128. Reported:
+each patched checkout ÷ A, and each SDK ÷ the baseline, per repetition, median and min-max.
 
     .venv/bin/python benchmarks/ab_patch.py /tmp/scratch            # full
     .venv/bin/python benchmarks/ab_patch.py /tmp/scratch --quick    # short
+    .venv/bin/python benchmarks/ab_patch.py /tmp/fix1 /tmp/fix2 --concurrency 32 128
 """
 
 from __future__ import annotations
@@ -39,19 +40,20 @@ def load_checkout(root: Path, alias: str = "inbox_async_b") -> ModuleType:
 def main() -> None:
     """Parse the arguments, run the interleaved comparison, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("checkout", type=Path, help="root of the patched checkout (B)")
+    parser.add_argument("checkouts", type=Path, nargs="+", help="roots of patched checkouts")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32, 128])
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     pin_client()
-    patched = load_checkout(args.checkout.resolve())
-    variants: dict[str, Factory] = {
-        "baseline": aiohttp_msgspec,
-        "A": sdk,
-        "B": sdk_with(patched.InboxClient),
-    }
+    variants: dict[str, Factory] = {"baseline": aiohttp_msgspec, "A": sdk}
+    names = {}
+    for i, checkout in enumerate(args.checkouts):
+        name = chr(ord("B") + i)
+        names[name] = checkout.resolve()
+        patched = load_checkout(checkout.resolve(), f"inbox_async_{name.lower()}")
+        variants[name] = sdk_with(patched.InboxClient)
     reps = args.reps or (3 if args.quick else 9)
     rows: list[Row] = []
     with fake_server(rate_limits=SERVER_RATE_LIMITS) as server:
@@ -79,8 +81,11 @@ def main() -> None:
                         "µs",
                     )
                 )
-            rows.append(Row.of("A/B", f"c={concurrency} B ÷ A", ratios(cpu["B"], cpu["A"]), "x"))
-            for name in ("A", "B"):
+            for name in names:
+                rows.append(
+                    Row.of("A/B", f"c={concurrency} {name} ÷ A", ratios(cpu[name], cpu["A"]), "x")
+                )
+            for name in ("A", *names):
                 rows.append(
                     Row.of(
                         "A/B",
@@ -89,8 +94,10 @@ def main() -> None:
                         "x",
                     )
                 )
-            print(table(rows[-6:]), flush=True)
-    print(f"\nA = {Path(__file__).resolve().parent.parent}, B = {args.checkout.resolve()}")
+            print(table(rows[-(2 + 3 * len(names) + 1) :]), flush=True)
+    print(f"\nA = {Path(__file__).resolve().parent.parent}")
+    for name, root in names.items():
+        print(f"{name} = {root}")
     print(f"{reps} interleaved repetitions, loop {args.loop}\n")
     print(table(rows))
 
