@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32, 128])
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--requests", type=int, default=None, help="requests per run")
     args = parser.parse_args()
     pin_client()
     variants: dict[str, Factory] = {"baseline": aiohttp_msgspec, "A": sdk}
@@ -58,7 +59,7 @@ def main() -> None:
     rows: list[Row] = []
     with fake_server(rate_limits=SERVER_RATE_LIMITS) as server:
         for concurrency in args.concurrency:
-            n = (1000 if args.quick else 4000) // (2 if concurrency == 1 else 1)
+            n = args.requests or (1000 if args.quick else 4000) // (2 if concurrency == 1 else 1)
             result = run_on(
                 args.loop,
                 interleave(

@@ -1,6 +1,6 @@
 """Run every benchmark (each in its own process) and print their results as one table.
 
-    .venv/bin/python benchmarks/run_all.py            # the full run (about 15 minutes)
+    .venv/bin/python benchmarks/run_all.py            # the full run (about 10 minutes on 2 cores)
     .venv/bin/python benchmarks/run_all.py --quick    # a short run (under 2 minutes)
     .venv/bin/python benchmarks/run_all.py --only Q1 Q5 --markdown results.md
 
