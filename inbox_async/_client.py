@@ -36,7 +36,6 @@ __all__ = ["ClientStats", "InboxClient"]
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
-_JSON_HEADERS = {"Content-Type": JSON_CONTENT_TYPE}
 
 
 class InboxClient:
@@ -183,23 +182,23 @@ class InboxClient:
         methods do that); `retry_safe` says whether repeating the call is harmless.
         """
         body = None if json is None else _encoder.encode(json)
+        config = self._config
+        # Positional: the slots dataclass builds ~2x faster than from keywords on the hot path.
         request = Request(
-            method=method,
-            path=path,
-            url=URL(self._config.base_url + path, encoded=True),
-            body=body,
-            params=params,
-            retry_safe=retry_safe,
-            timeout=self._timeout if timeout is None else _timeout(timeout),
-            max_retries=(
-                self._config.max_retries if max_retries is None else check_max_retries(max_retries)
-            ),
-            max_wait=(
-                self._config.max_rate_limit_wait
+            method,
+            path,
+            URL(config.base_url + path, encoded=True),
+            body,
+            params,
+            retry_safe,
+            self._timeout if timeout is None else _timeout(timeout),
+            config.max_retries if max_retries is None else check_max_retries(max_retries),
+            (
+                config.max_rate_limit_wait
                 if max_wait is None
                 else check_timeout(max_wait, "max_rate_limit_wait")
             ),
-            headers=dict(_JSON_HEADERS) if body is not None else {},
+            {"Content-Type": JSON_CONTENT_TYPE} if body is not None else {},
         )
         self._transport.check_usable()
         self._calls += 1

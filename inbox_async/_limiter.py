@@ -180,6 +180,11 @@ class RateLimiter:
         self._server_limit: int | None = None
         self._server_remaining: int | None = None
         self._server_reset: float | None = None
+        # The Limit and Reset headers rarely change between responses: they are parsed again,
+        # and the local window of the server's size looked up again, only when they do.
+        self._limit_text: str | None = None
+        self._reset_text: str | None = None
+        self._same_size_window: _Window | None = None
         self._waiting = 0
         self._throttled_since = 0.0
         self._throttled_total = 0.0
@@ -196,14 +201,9 @@ class RateLimiter:
 
     async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
         """Wait for a slot under every window, the server's budget and the gate."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if not self._waiters:
-            ready, _ = self._ready_at(now)
-            if ready is not None and ready <= now:
-                self._take()
-                return
-        await self._wait(loop, now, max_wait)
+        if not self.try_acquire():
+            loop = asyncio.get_running_loop()
+            await self._wait(loop, loop.time(), max_wait)
 
     async def release(
         self,
@@ -214,6 +214,34 @@ class RateLimiter:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """Return the attempt's slot; read the server's rate-limit headers and 429s."""
+        self.release_nowait(ticket, sent=sent, status=status, headers=headers)
+
+    # -- the same without a coroutine, for the pipeline's hot path ---------------------------
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now, without waiting; False when the caller must wait.
+
+        `acquire` starts with this. The rate-limit stage calls it directly, so the common case
+        (a slot is free) costs no coroutine.
+        """
+        if self._waiters:
+            return False  # first come, first served: queue behind those already waiting
+        now = asyncio.get_running_loop().time()
+        ready, _ = self._ready_at(now)
+        if ready is not None and ready <= now:
+            self._take()
+            return True
+        return False
+
+    def release_nowait(
+        self,
+        ticket: object = None,
+        *,
+        sent: bool,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """`release` without a coroutine: the local limiter never has to wait to release."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if headers is not None:
@@ -351,14 +379,22 @@ class RateLimiter:
         remaining = _int_header(headers.get("X-RateLimit-Remaining"))
         if remaining is not None:
             self._server_remaining = remaining
-            self._server_limit = _int_header(headers.get("X-RateLimit-Limit"))
-            reset = _float_header(headers.get("X-RateLimit-Reset"))
-            self._server_reset = reset
+            limit_text = headers.get("X-RateLimit-Limit")
+            if limit_text != self._limit_text:
+                self._limit_text = limit_text
+                self._server_limit = limit = _int_header(limit_text)
+                self._same_size_window = next((w for w in self._windows if w.limit == limit), None)
+            reset_text = headers.get("X-RateLimit-Reset")
+            if reset_text != self._reset_text:
+                self._reset_text = reset_text
+                self._server_reset = _float_header(reset_text)
+            reset = self._server_reset
             if self._local_window_is_stricter(now, remaining):
                 # Our own window of the same size already counts at least what the server
                 # does, and frees slots to the millisecond rather than at a whole-second reset.
                 self._budget = None
-                self._observe_429(now, status, headers)
+                if status == 429:
+                    self._observe_429(now, status, headers)
                 return
             # Requests still in flight (other than this one) may be counted after this answer.
             budget = max(0, remaining - (self._in_flight - 1))
@@ -366,7 +402,8 @@ class RateLimiter:
             if budget <= 0:
                 wait = _PROBE_INTERVAL if reset is None else max(0.0, reset - time.time())
                 self._budget_until = now + wait
-        self._observe_429(now, status, headers)
+        if status == 429:
+            self._observe_429(now, status, headers)
 
     def _local_window_is_stricter(self, now: float, server_remaining: int) -> bool:
         """Whether a local window of the server's size counts no fewer requests than it does.
@@ -374,11 +411,11 @@ class RateLimiter:
         When it counts fewer, something else (another process, another token of the team) is
         spending the quota, and the server's budget has to be obeyed instead.
         """
-        for window in self._windows:
-            if window.limit == self._server_limit:
-                window.purge(now)
-                return server_remaining >= window.limit - window.in_use
-        return False
+        window = self._same_size_window
+        if window is None:
+            return False
+        window.purge(now)
+        return server_remaining >= window.limit - window.in_use
 
     def _observe_429(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         if status == 429:
@@ -418,6 +455,10 @@ def _too_long(wait: float, max_wait: float, reason: ThrottleReason) -> RateLimit
 def _int_header(value: str | None) -> int | None:
     if value is None:
         return None
+    try:
+        return int(value)  # the usual form; "12.0" and the like take the slower way below
+    except ValueError:
+        pass
     try:
         return int(float(value))
     except (ValueError, OverflowError):
