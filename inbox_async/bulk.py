@@ -33,6 +33,7 @@ import msgspec
 
 from ._config import check_timeout
 from ._exceptions import APIStatusError, InboxError
+from ._log import logger
 from ._validation import check_id
 from .models.leads import Lead
 
@@ -253,6 +254,15 @@ class _BulkRun:
             raise TypeError(
                 "updates must be an iterable or async iterable of (platform_id, data) pairs "
                 f"or LeadUpdate objects, not {type(updates).__name__}"
+            )
+        client = leads._client
+        if client._transport.owns_session and concurrency > client._config.max_connections:
+            # More workers than connections only queue inside aiohttp's pool.
+            logger.warning(
+                "bulk update: concurrency=%d is more than the client's max_connections=%d; "
+                "raise max_connections to run that many requests at once",
+                concurrency,
+                client._config.max_connections,
             )
         self._leads = leads
         self._list_id = list_id

@@ -261,3 +261,16 @@ async def test_bad_arguments_fail_before_anything_is_sent(
     with pytest.raises(ValueError, match="list_id"):
         await client.leads.bulk_update("ABC", [])
     assert server.requests == []
+
+
+async def test_more_workers_than_connections_is_said_in_the_log(
+    server: FakeInboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    list_id = server.create_list(columns=[COL_COMPANY])
+    server.add_leads(list_id, ["1"])
+    async with InboxClient(
+        TOKEN, base_url=server.url, rate_limits=None, max_connections=4
+    ) as client:
+        report = await client.leads.bulk_update(list_id, [("1", {COL_COMPANY: "w"})], concurrency=8)
+    assert report.succeeded == 1
+    assert "max_connections=4" in caplog.text
