@@ -58,6 +58,10 @@ def decode(response: Response, tp: type[T]) -> T:
         raise _invalid(response, "response body is nested too deeply") from exc
     try:
         return _repair(response, tp)
+    except msgspec.DecodeError as exc:
+        # Strict decoding stops at the first value of the wrong type, before it would have seen
+        # that the JSON itself is malformed further on (b'0\x00', say): the repair sees it.
+        raise _invalid(response, f"response body is not valid JSON ({exc})") from exc
     except RecursionError as exc:
         raise _invalid(response, "response body is nested too deeply") from exc
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,6 +264,8 @@ def _check_error(exc: InboxError, reply: Reply) -> None:
 
 FUZZ = settings(
     max_examples=250,
+    # CI runs the same examples every time (a red CI blocks everything); local runs explore.
+    derandomize=bool(os.environ.get("CI")),
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
@@ -396,17 +399,22 @@ async def test_a_wrong_type_in_one_optional_field_loses_only_that_field(
     mutated = copy.deepcopy(SEED)
     assert _set(mutated, path, value)
     body = json.dumps(mutated).encode()
+    fuzz.reply = Reply(200, body, {"Content-Type": "application/json"})
+    async with InboxClient(TOKEN, base_url=fuzz.url, max_retries=0, rate_limits=None) as client:
+        lead = await client.leads.update(LIST_ID, "44196397", UPDATE)
     try:
         # The oracle: strict decoding, with no repair at all.
         expected = msgspec.json.decode(body, type=Lead)
     except msgspec.ValidationError:
-        dropped = copy.deepcopy(SEED)
-        _drop_field(dropped, path)
-        expected = msgspec.json.decode(json.dumps(dropped).encode(), type=Lead)
-    fuzz.reply = Reply(200, body, {"Content-Type": "application/json"})
-    async with InboxClient(TOKEN, base_url=fuzz.url, max_retries=0, rate_limits=None) as client:
-        lead = await client.leads.update(LIST_ID, "44196397", UPDATE)
-    assert lead == expected
+        # The repair may keep more than the mutated field's default (a wrong type nested
+        # inside the new value loses only itself), so compare everything outside that field.
+        got = msgspec.to_builtins(lead)
+        want = msgspec.to_builtins(msgspec.json.decode(json.dumps(SEED).encode(), type=Lead))
+        _drop_field(got, path)
+        _drop_field(want, path)
+        assert got == want
+    else:
+        assert lead == expected
 
 
 # -- huge bodies -----------------------------------------------------------------------------

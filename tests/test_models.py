@@ -127,7 +127,16 @@ def test_a_wrong_type_in_one_field_only_loses_that_field() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"<html>oops</html>", b'{"prospect": ', b"[1, 2]", b'"just a string"', b"null"],
+    [
+        b"",
+        b"<html>oops</html>",
+        b'{"prospect": ',
+        b"[1, 2]",
+        b'"just a string"',
+        b"null",
+        b"0\x00",  # the wrong type first, malformed after it
+        b'{"prospect": {"followerCount": "x"}} trailing',
+    ],
 )
 def test_a_body_that_is_not_a_lead_raises_the_sdk_error(body: bytes) -> None:
     with pytest.raises(APIResponseValidationError) as info:
