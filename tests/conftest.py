@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
+from aiohttp import web
 
 from inbox_async import InboxClient
 from inbox_async._limiter import RateLimitSnapshot
@@ -35,6 +37,23 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition not reached in time")
+
+
+@contextlib.asynccontextmanager
+async def tiny_server(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """A one-route aiohttp.web server on loopback for odd behaviour; yields its API base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v1"
+    finally:
+        await runner.cleanup()
 
 
 class PassThroughLimiter:

@@ -17,7 +17,7 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep
+from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep, tiny_server
 
 UPDATE = {COL_COMPANY: "Acme"}
 
@@ -111,21 +111,12 @@ async def test_authorization_is_not_sent_across_a_redirect_to_another_host(
         seen.append(request.headers.get("Authorization"))
         raise web.HTTPTemporaryRedirect(server.origin + request.path_qs)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", redirect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with InboxClient(
-            TOKEN, base_url=f"http://127.0.0.1:{port}/api/v1", sleep=sleep
-        ) as client:
-            with pytest.raises(AuthenticationError):
-                await client.leads.update(list_id, LEADS[0], UPDATE)
-    finally:
-        await runner.cleanup()
+    async with (
+        tiny_server(redirect) as base_url,
+        InboxClient(TOKEN, base_url=base_url, sleep=sleep) as client,
+    ):
+        with pytest.raises(AuthenticationError):
+            await client.leads.update(list_id, LEADS[0], UPDATE)
     assert seen == [f"Bearer {TOKEN}"]
     assert len(server.requests) == 1
     assert "Authorization" not in server.requests[0].headers
@@ -166,19 +157,12 @@ async def test_a_huge_response_body_is_refused_not_read_into_memory(chunked: boo
             pass  # the client hung up, as it should
         return response
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", huge)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with InboxClient(TOKEN, base_url=f"http://127.0.0.1:{port}/api/v1") as client:
-            with pytest.raises(APIResponseValidationError, match="larger than 32 MiB"):
-                await client.leads.update("abc", "1", UPDATE)
-    finally:
-        await runner.cleanup()
+    async with (
+        tiny_server(huge) as base_url,
+        InboxClient(TOKEN, base_url=base_url) as client,
+    ):
+        with pytest.raises(APIResponseValidationError, match="larger than 32 MiB"):
+            await client.leads.update("abc", "1", UPDATE)
 
 
 async def test_lone_surrogates_are_refused_naming_the_parameter(client: InboxClient) -> None:
