@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from .._constants import (
     DEFAULT_BULK_CONCURRENCY,
@@ -23,6 +23,8 @@ from ..models.leads import AddLeadsResult, Lead, RemoveLeadsResult
 from ._base import Resource
 
 __all__ = ["Leads"]
+
+T = TypeVar("T")
 
 
 class Leads(Resource):
@@ -72,19 +74,10 @@ class Leads(Resource):
         The requests run one after another; if one fails, the ones before it have been applied
         and the call can simply be repeated (ids already in the list come back as `skipped`).
         """
-        check_id("list_id", list_id)
-        ids = check_platform_ids("platform_ids", platform_ids)
         result = AddLeadsResult()
-        for chunk in _chunks(ids):
-            part = await self._client.request(
-                "POST",
-                f"/lists/{list_id}/leads",
-                AddLeadsResult,
-                json={"platformIds": chunk},
-                retry_safe=True,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
+        async for part in self._in_chunks(
+            "POST", list_id, platform_ids, AddLeadsResult, timeout, max_retries
+        ):
             result.added.extend(part.added)
             result.skipped.extend(part.skipped)
             result.failed.extend(part.failed)
@@ -102,21 +95,36 @@ class Leads(Resource):
 
         If one request fails, the ones before it have been applied; repeating the call is safe.
         """
+        removed = 0
+        async for part in self._in_chunks(
+            "DELETE", list_id, platform_ids, RemoveLeadsResult, timeout, max_retries
+        ):
+            removed += part.removed
+        return RemoveLeadsResult(removed=removed)
+
+    async def _in_chunks(
+        self,
+        method: str,
+        list_id: str,
+        platform_ids: Iterable[str | int],
+        cast: type[T],
+        timeout: float | None,
+        max_retries: int | None,
+    ) -> AsyncIterator[T]:
+        """Send the ids 2,000 per request, one request after another; yield each answer."""
         check_id("list_id", list_id)
         ids = check_platform_ids("platform_ids", platform_ids)
-        removed = 0
-        for chunk in _chunks(ids):
-            part = await self._client.request(
-                "DELETE",
+        size = MAX_PLATFORM_IDS_PER_REQUEST
+        for start in range(0, len(ids), size):
+            yield await self._client.request(
+                method,
                 f"/lists/{list_id}/leads",
-                RemoveLeadsResult,
-                json={"platformIds": chunk},
+                cast,
+                json={"platformIds": ids[start : start + size]},
                 retry_safe=True,
                 timeout=timeout,
                 max_retries=max_retries,
             )
-            removed += part.removed
-        return RemoveLeadsResult(removed=removed)
 
     async def bulk_update(
         self,
@@ -179,8 +187,3 @@ class Leads(Resource):
             keep_leads=True,
         )
         return BulkUpdateStream(run)
-
-
-def _chunks(ids: list[str]) -> list[list[str]]:
-    size = MAX_PLATFORM_IDS_PER_REQUEST
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
