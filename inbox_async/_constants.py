@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from multidict import istr
+
 DEFAULT_BASE_URL: Final = "https://inboxapp.com/api/v1"
 TOKEN_ENV_VAR: Final = "INBOX_API_TOKEN"
 BASE_URL_ENV_VAR: Final = "INBOX_API_BASE_URL"
@@ -33,7 +35,14 @@ MAX_IMPORT_JOBS_PAGE: Final = 100
 DEFAULT_RATE_LIMITS: Final = ((300, 60.0), (10_000, 3600.0), (100_000, 86_400.0))
 
 USER_AGENT: Final = "inbox-async/0.1"
-REQUEST_ID_HEADER: Final = "X-Request-Id"
+# Header names the SDK reads from every response, as istr: a case-insensitive lookup by istr
+# skips folding the key each time.
+REQUEST_ID_HEADER: Final = istr("X-Request-Id")
+RATE_LIMIT_HEADER: Final = istr("X-RateLimit-Limit")
+RATE_REMAINING_HEADER: Final = istr("X-RateLimit-Remaining")
+RATE_RESET_HEADER: Final = istr("X-RateLimit-Reset")
+DEPRECATION_HEADER: Final = istr("Deprecation")
+SUNSET_HEADER: Final = istr("Sunset")
 
 # Bulk updates: workers at once, and how long one item may wait for the rate limit (a job
 # larger than the day's budget waits for the day window to slide rather than failing).

@@ -24,13 +24,19 @@ import asyncio
 import logging
 import math
 import random
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._constants import DEFAULT_RATE_LIMITS
+from ._constants import (
+    DEFAULT_RATE_LIMITS,
+    RATE_LIMIT_HEADER,
+    RATE_REMAINING_HEADER,
+    RATE_RESET_HEADER,
+)
 from ._decode import parse_retry_after
 from ._exceptions import CLIENT_RATE_LIMITED, RateLimitError
 from ._log import logger
@@ -48,6 +54,8 @@ ThrottleReason = Literal["window", "server", "gate"]
 
 # When the server's budget is spent and no fresher header came, probe again after this long.
 _PROBE_INTERVAL: Final = 1.0
+# The headroom of a limiter without local windows: never runs out.
+_NO_WINDOW: Final = sys.maxsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +138,13 @@ def check_limits(
 
 
 class _Window:
-    __slots__ = ("expiries", "in_use", "limit", "seconds")
+    """One sliding window; its slots in use are the requests in flight plus `expiries`."""
+
+    __slots__ = ("expiries", "limit", "seconds")
 
     def __init__(self, limit: int, seconds: float) -> None:
         self.limit = limit
         self.seconds = seconds
-        self.in_use = 0
         # Expiry times of answered requests. Responses are handled in time order, so the
         # deque stays sorted and the oldest expiry is always on the left.
         self.expiries: deque[float] = deque()
@@ -144,7 +153,6 @@ class _Window:
         expiries = self.expiries
         while expiries and expiries[0] <= now:
             expiries.popleft()
-            self.in_use -= 1
 
 
 class RateLimiter:
@@ -170,6 +178,10 @@ class RateLimiter:
         if not isinstance(gate_jitter, (int, float)) or gate_jitter < 0:
             raise ValueError("gate_jitter must be a number >= 0")
         self._gate_jitter = float(gate_jitter)
+        # Slots free in every window, at least: it only shrinks as slots are taken, and is
+        # counted again from the windows when it reaches 0. While it is positive, a request
+        # takes a slot without reading the clock or visiting the windows.
+        self._headroom = _NO_WINDOW if not self._windows else 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -226,6 +238,10 @@ class RateLimiter:
         """
         if self._waiters:
             return False  # first come, first served: queue behind those already waiting
+        budget = self._budget
+        if self._headroom > 0 and not self._gate_until and (budget is None or budget > 0):
+            self._take()
+            return True
         now = asyncio.get_running_loop().time()
         ready, _ = self._ready_at(now)
         if ready is not None and ready <= now:
@@ -247,13 +263,13 @@ class RateLimiter:
         if headers is not None:
             self._observe(now, status, headers)
         self._in_flight -= 1
-        for window in self._windows:
-            if sent:
+        if sent:
+            for window in self._windows:
                 window.expiries.append(now + window.seconds)
-            else:
-                window.in_use -= 1
-        if not sent and self._budget is not None:
-            self._budget += 1
+        else:
+            self._headroom += 1
+            if self._budget is not None:
+                self._budget += 1
         if self._waiters:
             self._dispatch(loop)
 
@@ -267,7 +283,10 @@ class RateLimiter:
             window.purge(loop_now)
         gate = max(0.0, self._gate_until - loop_now)
         return RateLimitSnapshot(
-            windows=tuple(WindowState(w.limit, w.seconds, w.in_use) for w in self._windows),
+            windows=tuple(
+                WindowState(w.limit, w.seconds, self._in_flight + len(w.expiries))
+                for w in self._windows
+            ),
             server_limit=self._server_limit,
             server_remaining=self._server_remaining,
             server_reset=self._server_reset,
@@ -287,14 +306,23 @@ class RateLimiter:
         reason: ThrottleReason = "window"
         if self._gate_until > now:
             ready, reason = self._gate_until, "gate"
+        else:
+            self._gate_until = 0.0  # open: try_acquire's fast path need not read the clock
+        headroom = _NO_WINDOW
+        in_flight = self._in_flight
         for window in self._windows:
             window.purge(now)
-            if window.in_use >= window.limit:
-                if not window.expiries:
+            expiries = window.expiries
+            free = window.limit - in_flight - len(expiries)
+            if free <= 0:
+                if not expiries:
+                    self._headroom = 0
                     return None, "window"
                 # The oldest expiry frees exactly the slot this request needs.
-                if window.expiries[0] > ready:
-                    ready, reason = window.expiries[0], "window"
+                if expiries[0] > ready:
+                    ready, reason = expiries[0], "window"
+            headroom = min(headroom, free)
+        self._headroom = max(0, headroom)
         budget = self._budget
         if budget is not None and budget <= 0:
             if now >= self._budget_until:
@@ -307,8 +335,7 @@ class RateLimiter:
 
     def _take(self) -> None:
         self._in_flight += 1
-        for window in self._windows:
-            window.in_use += 1
+        self._headroom -= 1
         if self._budget is not None:
             self._budget -= 1
 
@@ -331,8 +358,7 @@ class RateLimiter:
             if future.done() and not future.cancelled() and future.exception() is None:
                 # The slot was granted just as the caller gave up: hand it back unused.
                 self._in_flight -= 1
-                for window in self._windows:
-                    window.in_use -= 1
+                self._headroom += 1
                 if self._budget is not None:
                     self._budget += 1
                 self._dispatch(loop)
@@ -376,15 +402,15 @@ class RateLimiter:
         self._dispatch(loop)
 
     def _observe(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
-        remaining = _int_header(headers.get("X-RateLimit-Remaining"))
+        remaining = _int_header(headers.get(RATE_REMAINING_HEADER))
         if remaining is not None:
             self._server_remaining = remaining
-            limit_text = headers.get("X-RateLimit-Limit")
+            limit_text = headers.get(RATE_LIMIT_HEADER)
             if limit_text != self._limit_text:
                 self._limit_text = limit_text
                 self._server_limit = limit = _int_header(limit_text)
                 self._same_size_window = next((w for w in self._windows if w.limit == limit), None)
-            reset_text = headers.get("X-RateLimit-Reset")
+            reset_text = headers.get(RATE_RESET_HEADER)
             if reset_text != self._reset_text:
                 self._reset_text = reset_text
                 self._server_reset = _float_header(reset_text)
@@ -415,7 +441,7 @@ class RateLimiter:
         if window is None:
             return False
         window.purge(now)
-        return server_remaining >= window.limit - window.in_use
+        return server_remaining >= window.limit - self._in_flight - len(window.expiries)
 
     def _observe_429(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         if status == 429:

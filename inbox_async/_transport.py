@@ -10,12 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 import warnings
 from typing import Final
 
 import aiohttp
 
-from ._constants import MAX_RESPONSE_BYTES, REQUEST_ID_HEADER, USER_AGENT
+from ._constants import (
+    DEPRECATION_HEADER,
+    MAX_RESPONSE_BYTES,
+    REQUEST_ID_HEADER,
+    SUNSET_HEADER,
+    USER_AGENT,
+)
 from ._decode import status_error
 from ._exceptions import (
     APIConnectionError,
@@ -102,15 +109,16 @@ class Transport:
         """Make one attempt; raise the SDK's error for an error status or a failure."""
         session = self._session
         # The event loop was checked once for the whole call (check_usable); a retry may still
-        # find the client closed meanwhile.
-        if session is None or session.closed or self._closed:
+        # find the client closed meanwhile. A borrowed session closed by its owner shows up as
+        # aiohttp's RuntimeError below, rather than costing a check on every attempt.
+        if session is None or self._closed:
             session = self._open()
         if not self._owns_session:
             # A borrowed session has its own defaults; ours ride on each request.
             request.headers.update(self._default_headers)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         self.attempts += 1
+        debug = logger.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
         try:
             async with session.request(
                 request.method,
@@ -142,18 +150,25 @@ class Transport:
             raise self._connection_error(request, exc, timeout=False, sent=True) from _frameless(
                 exc
             )
-        elapsed = loop.time() - started
-        response = Response(status, headers, body, elapsed, headers.get(REQUEST_ID_HEADER))
-        if logger.isEnabledFor(logging.DEBUG):
+        except RuntimeError as exc:
+            if session.closed:
+                raise ClientClosedError(
+                    "the aiohttp session lent to this InboxClient is closed"
+                ) from _frameless(exc)
+            raise
+        response = Response(status, headers, body)
+        if debug:
             logger.debug(
                 "%s %s -> %d in %.1f ms (attempt %d)",
                 request.method,
                 request.path,
                 status,
-                elapsed * 1000,
+                (time.perf_counter() - started) * 1000,
                 request.attempt,
             )
-        if not self._warned_deprecation and ("Deprecation" in headers or "Sunset" in headers):
+        if not self._warned_deprecation and (
+            DEPRECATION_HEADER in headers or SUNSET_HEADER in headers
+        ):
             self._warn_deprecated(request, response)
         if status >= 300:
             raise status_error(response)
@@ -177,8 +192,8 @@ class Transport:
 
     def _warn_deprecated(self, request: Request, response: Response) -> None:
         self._warned_deprecation = True
-        deprecation = response.headers.get("Deprecation")
-        sunset = response.headers.get("Sunset")
+        deprecation = response.headers.get(DEPRECATION_HEADER)
+        sunset = response.headers.get(SUNSET_HEADER)
         message = (
             f"the Inbox API marks {request.method} {request.path} as deprecated"
             f" (Deprecation: {deprecation}, Sunset: {sunset}); see the Inbox changelog"

@@ -10,6 +10,8 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._constants import REQUEST_ID_HEADER
+
 __all__ = ["Handler", "Request", "Response", "Stage"]
 
 Params = Sequence[tuple[str, str]]
@@ -44,8 +46,12 @@ class Response:
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
-    elapsed: float
-    request_id: str | None
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's `X-Request-Id`, for support tickets."""
+        # Read on demand: only errors need it, and a header lookup per success adds up.
+        return self.headers.get(REQUEST_ID_HEADER)
 
 
 Handler = Callable[[Request], Awaitable[Response]]

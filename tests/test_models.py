@@ -18,7 +18,7 @@ SEED = (Path(__file__).parent / "data" / "update-lead-response.json").read_bytes
 
 
 def _response(body: bytes, status: int = 200) -> Response:
-    return Response(status, CIMultiDictProxy(CIMultiDict()), body, 0.0, "req_1")
+    return Response(status, CIMultiDictProxy(CIMultiDict({"X-Request-Id": "req_1"})), body)
 
 
 def test_seed_example_decodes_field_for_field() -> None:
