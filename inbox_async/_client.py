@@ -109,11 +109,13 @@ class InboxClient:
                 "a shared limiter carries its own windows and hook"
             )
         self._limiter = limiter
+        self._auth = BearerAuth(config.token)
         self._send = compose(
-            [BearerAuth(config.token), RetryPolicy(sleep=sleep), RateLimitStage(limiter)],
-            self._transport.send,
+            [RetryPolicy(sleep=sleep), RateLimitStage(limiter)], self._transport.send
         )
         self._timeout = aiohttp.ClientTimeout(total=config.timeout)
+        self._base_url = URL(config.base_url)
+        self._base_path = self._base_url.raw_path.rstrip("/")
         self._calls = 0
         self.leads = Leads(self)
         self.import_jobs = ImportJobs(self)
@@ -181,13 +183,35 @@ class InboxClient:
         `path` is below the base URL with every parameter already percent-encoded (the resource
         methods do that); `retry_safe` says whether repeating the call is harmless.
         """
+        request = self._prepare(
+            method, path, json, params, retry_safe, timeout, max_retries, max_wait
+        )
+        return decode(await self._send(request), cast)
+
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: Params | None,
+        retry_safe: bool,
+        timeout: float | None,
+        max_retries: int | None,
+        max_wait: float | None,
+    ) -> Request:
+        """The request for one call, authenticated; `request` sends it (and so may a resource).
+
+        Positional, and not a coroutine: a resource method on the hot path (`leads.update`)
+        builds here and awaits the pipeline itself, one coroutine fewer per call.
+        """
         body = None if json is None else _encoder.encode(json)
         config = self._config
-        # Positional: the slots dataclass builds ~2x faster than from keywords on the hot path.
+        # Positional: the slots dataclass builds ~2x faster than from keywords.
         request = Request(
             method,
             path,
-            URL(config.base_url + path, encoded=True),
+            # From the parsed base URL: cheaper than parsing the whole URL string again.
+            self._base_url.with_path(self._base_path + path, encoded=True),
             body,
             params,
             retry_safe,
@@ -200,10 +224,10 @@ class InboxClient:
             ),
             {"Content-Type": JSON_CONTENT_TYPE} if body is not None else {},
         )
+        self._auth(request)
         self._transport.check_usable()
         self._calls += 1
-        response = await self._send(request)
-        return decode(response, cast)
+        return request
 
 
 @dataclass(frozen=True, slots=True)

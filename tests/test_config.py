@@ -114,6 +114,7 @@ def test_the_token_never_shows_in_reprs() -> None:
     assert SECRET not in repr(client)
     assert SECRET not in repr(client._config)
     assert SECRET not in repr(client._send)
+    assert SECRET not in repr(client._auth)
 
 
 def test_session_must_be_an_aiohttp_session() -> None:

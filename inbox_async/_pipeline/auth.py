@@ -1,8 +1,8 @@
-"""Auth stage: adds the bearer token to every attempt."""
+"""Auth: the bearer token on every request, before it enters the retry loop."""
 
 from __future__ import annotations
 
-from .._types import Handler, Request, Response
+from .._types import Request
 
 __all__ = ["BearerAuth"]
 
@@ -18,6 +18,6 @@ class BearerAuth:
     def __repr__(self) -> str:
         return "BearerAuth(token=<redacted>)"
 
-    async def __call__(self, request: Request, next: Handler) -> Response:
+    def __call__(self, request: Request) -> None:
+        """Add the header to `request`; every attempt of the call sends it."""
         request.headers["Authorization"] = self._header
-        return await next(request)

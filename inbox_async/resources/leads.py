@@ -11,6 +11,7 @@ from .._constants import (
     DEFAULT_BULK_MAX_WAIT,
     MAX_PLATFORM_IDS_PER_REQUEST,
 )
+from .._decode import decode
 from .._validation import (
     check_column_data,
     check_id,
@@ -50,16 +51,20 @@ class Leads(Resource):
         check_id("list_id", list_id)
         pid = check_platform_id("platform_id", platform_id)
         values = check_column_data("data", data)
-        return await self._client.request(
+        client = self._client
+        # client.request() in two steps, inline: bulk jobs make this call millions of times,
+        # and each coroutine layer between the caller and the socket costs CPU on every one.
+        request = client._prepare(
             "PATCH",
             f"/lists/{list_id}/leads/{segment(pid)}",
-            Lead,
-            json={"data": values},
-            retry_safe=True,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_wait=max_rate_limit_wait,
+            {"data": values},
+            None,
+            True,
+            timeout,
+            max_retries,
+            max_rate_limit_wait,
         )
+        return decode(await client._send(request), Lead)
 
     async def add(
         self,
