@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import aiohttp
+import msgspec
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -17,9 +17,11 @@ __all__ = ["Handler", "Request", "Response", "Stage"]
 Params = Sequence[tuple[str, str]]
 
 
-@dataclass(slots=True, eq=False)
-class Request:
+class Request(msgspec.Struct, eq=False, gc=False):
     """One API call on its way to the server; stages may add headers and count attempts."""
+
+    # A Struct rather than a dataclass: built in C, about twice as fast, once per call. Without
+    # GC tracking: nothing it holds can refer back to it.
 
     method: str
     path: str
@@ -33,14 +35,21 @@ class Request:
     max_retries: int
     max_wait: float
     """Longest wait for the rate limit (Retry-After, local windows) before RateLimitError."""
-    # Kept out of the repr: it carries the Authorization header, and tracebacks that show
-    # locals (error trackers, rich, pytest -l) render every frame's `request` with repr().
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
     attempt: int = 1
 
+    # `headers` is kept out of both reprs: it carries the Authorization header, and tracebacks
+    # that show locals (error trackers, rich, pytest -l) render every frame's `request`.
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"Request({fields})"
 
-@dataclass(slots=True, eq=False)
-class Response:
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        """The fields rich shows: all but the headers."""
+        return [(name, getattr(self, name)) for name in self.__struct_fields__ if name != "headers"]
+
+
+class Response(msgspec.Struct, eq=False, gc=False):
     """A fully read response: the connection is already released when this exists."""
 
     status: int
