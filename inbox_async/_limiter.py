@@ -163,6 +163,29 @@ class RateLimiter:
         ...
     """
 
+    __slots__ = (
+        "_budget",
+        "_budget_until",
+        "_gate_jitter",
+        "_gate_until",
+        "_headroom",
+        "_in_flight",
+        "_limit_text",
+        "_on_throttle",
+        "_reset_text",
+        "_same_size_window",
+        "_server_limit",
+        "_server_remaining",
+        "_server_reset",
+        "_throttled_since",
+        "_throttled_total",
+        "_timer",
+        "_timer_at",
+        "_waiters",
+        "_waiting",
+        "_windows",
+    )
+
     def __init__(
         self,
         limits: Sequence[tuple[int, float]] | None = DEFAULT_RATE_LIMITS,

@@ -47,6 +47,18 @@ class ApiDeprecationWarning(UserWarning):
 class Transport:
     """Sends one attempt over an aiohttp session the client owns or borrows."""
 
+    __slots__ = (
+        "_closed",
+        "_created_at",
+        "_default_headers",
+        "_loop",
+        "_max_connections",
+        "_owns_session",
+        "_session",
+        "_warned_deprecation",
+        "attempts",
+    )
+
     def __init__(
         self,
         *,

@@ -34,6 +34,7 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from rich.pretty import pretty_repr
 from yarl import URL
 
 import inbox_async
@@ -205,6 +206,14 @@ async def test_tracebacks_with_local_variables_do_not_show_the_token(
                     f"the token shows in {type(exc).__name__}'s traceback: local {name!r} of "
                     f"{frame.name} ({Path(frame.filename).name}:{frame.lineno})"
                 )
+        # rich tracebacks (show_locals=True) render locals with __rich_repr__ where one exists,
+        # as msgspec Structs such as the pipeline's Request have: the same must hold there.
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.startswith(package):
+                for name, value in tb.tb_frame.f_locals.items():
+                    assert secret not in pretty_repr(value), f"rich shows the token in {name!r}"
+            tb = tb.tb_next
 
 
 # -- redirects -------------------------------------------------------------------------------
