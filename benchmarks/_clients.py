@@ -94,8 +94,12 @@ def sdk_with(client_class: type[InboxClient], **options: Any) -> Factory:
             list_id = server.list_id
             column = server.column_ids[0]
 
-            async def call(i: int) -> object:
-                return await update(list_id, server.platform_id(i), {column: f"v{i}"})
+            # A plain function handing back update's coroutine, as a caller awaiting
+            # `client.leads.update(...)` in its own loop has it: an `async def` wrapper here would
+            # add a coroutine layer that the hand-rolled variants (whose `once` does the work)
+            # do not have.
+            def call(i: int) -> Awaitable[object]:
+                return update(list_id, server.platform_id(i), {column: f"v{i}"})
 
             yield call
 

@@ -54,6 +54,10 @@ ThrottleReason = Literal["window", "server", "gate"]
 
 # When the server's budget is spent and no fresher header came, probe again after this long.
 _PROBE_INTERVAL: Final = 1.0
+# The limiter's clock, whatever the event loop: expiries, the gate and the budget's reset are
+# all read from it, and timers are armed with a delay rather than a loop time. Reading it needs
+# no loop lookup (asyncio.get_running_loop() costs a getpid() system call on Python 3.11).
+_now: Final = time.monotonic
 # The headroom of a limiter without local windows: never runs out.
 _NO_WINDOW: Final = sys.maxsize
 
@@ -237,8 +241,7 @@ class RateLimiter:
     async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
         """Wait for a slot under every window, the server's budget and the gate."""
         if not self.try_acquire():
-            loop = asyncio.get_running_loop()
-            await self._wait(loop, loop.time(), max_wait)
+            await self._wait(asyncio.get_running_loop(), _now(), max_wait)
 
     async def release(
         self,
@@ -269,7 +272,7 @@ class RateLimiter:
             if budget is not None:
                 self._budget = budget - 1
             return True
-        now = asyncio.get_running_loop().time()
+        now = _now()
         ready, _ = self._ready_at(now)
         if ready is not None and ready <= now:
             self._take()
@@ -285,8 +288,7 @@ class RateLimiter:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """`release` without a coroutine: the local limiter never has to wait to release."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = _now()
         if headers is not None:
             self._observe(now, status, headers)
         self._in_flight -= 1
@@ -298,14 +300,11 @@ class RateLimiter:
             if self._budget is not None:
                 self._budget += 1
         if self._waiters:
-            self._dispatch(loop)
+            self._dispatch(asyncio.get_running_loop())
 
     def snapshot(self) -> RateLimitSnapshot:
         """The state as data, for dashboards and logs."""
-        try:
-            loop_now = asyncio.get_running_loop().time()
-        except RuntimeError:
-            loop_now = time.monotonic()  # what the default event loop's clock reads
+        loop_now = _now()
         for window in self._windows:
             window.purge(loop_now)
         gate = max(0.0, self._gate_until - loop_now)
@@ -394,12 +393,12 @@ class RateLimiter:
             deadline.cancel()
             self._waiting -= 1
             if self._waiting == 0:
-                self._throttled_total += loop.time() - self._throttled_since
+                self._throttled_total += _now() - self._throttled_since
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Grant slots to waiters in arrival order; arm the timer for the next one."""
         waiters = self._waiters
-        now = loop.time()
+        now = _now()
         while waiters:
             head = waiters[0]
             if head.done():
@@ -421,7 +420,7 @@ class RateLimiter:
                 return
             self._timer.cancel()
         self._timer_at = when
-        self._timer = loop.call_at(when, self._on_timer, loop)
+        self._timer = loop.call_later(max(0.0, when - _now()), self._on_timer, loop)
 
     def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
