@@ -26,6 +26,7 @@ import math
 import random
 import sys
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ _PROBE_INTERVAL: Final = 1.0
 # all read from it, and timers are armed with a delay rather than a loop time. Reading it needs
 # no loop lookup (asyncio.get_running_loop() costs a getpid() system call on Python 3.11).
 _now: Final = time.monotonic
+# Answers older than every window are dropped from the log this many at a time, at least.
+_TRIM_BATCH: Final = 1024
 # The headroom of a limiter without local windows: never runs out.
 _NO_WINDOW: Final = sys.maxsize
 
@@ -141,22 +144,58 @@ def check_limits(
     return tuple(checked)
 
 
+class _AnswerLog:
+    """When each answered request came back, oldest first: one entry per request, all windows.
+
+    Responses are handled in time order, so the log stays sorted. Each window counts the entries
+    younger than its length from its own cursor; entries older than every window are dropped in
+    batches. Plain doubles in an array: 8 bytes per request and no object per entry.
+    """
+
+    __slots__ = ("offset", "times")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.offset = 0
+        """Position (counted since the start) of `times[0]`."""
+
+    def trim(self, keep_from: int) -> None:
+        """Drop the entries before position `keep_from` once they are many."""
+        dead = keep_from - self.offset
+        if dead >= _TRIM_BATCH and 2 * dead >= len(self.times):
+            del self.times[:dead]
+            self.offset = keep_from
+
+
 class _Window:
-    """One sliding window; its slots in use are the requests in flight plus `expiries`."""
+    """One sliding window: its slots in use are the requests in flight plus `answered()`."""
 
-    __slots__ = ("expiries", "limit", "seconds")
+    __slots__ = ("limit", "log", "seconds", "start")
 
-    def __init__(self, limit: int, seconds: float) -> None:
+    def __init__(self, limit: int, seconds: float, log: _AnswerLog) -> None:
         self.limit = limit
         self.seconds = seconds
-        # Expiry times of answered requests. Responses are handled in time order, so the
-        # deque stays sorted and the oldest expiry is always on the left.
-        self.expiries: deque[float] = deque()
+        self.log = log
+        self.start = 0
+        """Position in the log of the oldest answer still inside this window."""
 
     def purge(self, now: float) -> None:
-        expiries = self.expiries
-        while expiries and expiries[0] <= now:
-            expiries.popleft()
+        """Move past the answers that came back a whole window ago or earlier."""
+        log = self.log
+        times = log.times
+        i = self.start - log.offset
+        horizon = now - self.seconds
+        while i < len(times) and times[i] <= horizon:
+            i += 1
+        self.start = i + log.offset
+
+    def answered(self) -> int:
+        """Answers inside the window (as of the last purge)."""
+        return self.log.offset + len(self.log.times) - self.start
+
+    def oldest_expiry(self) -> float:
+        """When the oldest answer inside the window leaves it; the window must have one."""
+        return self.log.times[self.start - self.log.offset] + self.seconds
 
 
 class RateLimiter:
@@ -175,6 +214,7 @@ class RateLimiter:
         "_headroom",
         "_in_flight",
         "_limit_text",
+        "_log",
         "_on_throttle",
         "_reset_text",
         "_same_size_window",
@@ -198,7 +238,10 @@ class RateLimiter:
         gate_jitter: float = 1.0,
     ) -> None:
         """`limits` are `(requests, seconds)` sliding windows; None keeps only the server sync."""
-        self._windows = [_Window(count, seconds) for count, seconds in check_limits(limits)]
+        self._log = _AnswerLog()
+        self._windows = [
+            _Window(count, seconds, self._log) for count, seconds in check_limits(limits)
+        ]
         if on_throttle is not None and not callable(on_throttle):
             raise TypeError("on_throttle must be callable")
         self._on_throttle = on_throttle
@@ -293,8 +336,8 @@ class RateLimiter:
             self._observe(now, status, headers)
         self._in_flight -= 1
         if sent:
-            for window in self._windows:
-                window.expiries.append(now + window.seconds)
+            if self._windows:
+                self._log.times.append(now)
         else:
             self._headroom += 1
             if self._budget is not None:
@@ -305,12 +348,11 @@ class RateLimiter:
     def snapshot(self) -> RateLimitSnapshot:
         """The state as data, for dashboards and logs."""
         loop_now = _now()
-        for window in self._windows:
-            window.purge(loop_now)
+        self._purge(loop_now)
         gate = max(0.0, self._gate_until - loop_now)
         return RateLimitSnapshot(
             windows=tuple(
-                WindowState(w.limit, w.seconds, self._in_flight + len(w.expiries))
+                WindowState(w.limit, w.seconds, self._in_flight + w.answered())
                 for w in self._windows
             ),
             server_limit=self._server_limit,
@@ -326,6 +368,14 @@ class RateLimiter:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _purge(self, now: float) -> None:
+        """Bring every window up to `now`; drop the answers no window counts any more."""
+        windows = self._windows
+        if windows:
+            for window in windows:
+                window.purge(now)
+            self._log.trim(min(window.start for window in windows))
+
     def _ready_at(self, now: float) -> tuple[float | None, ThrottleReason]:
         """The earliest time a request may go; None when only a response can tell."""
         ready = now
@@ -336,17 +386,18 @@ class RateLimiter:
             self._gate_until = 0.0  # open: try_acquire's fast path need not read the clock
         headroom = _NO_WINDOW
         in_flight = self._in_flight
+        self._purge(now)
         for window in self._windows:
-            window.purge(now)
-            expiries = window.expiries
-            free = window.limit - in_flight - len(expiries)
+            answered = window.answered()
+            free = window.limit - in_flight - answered
             if free <= 0:
-                if not expiries:
+                if not answered:
                     self._headroom = 0
                     return None, "window"
                 # The oldest expiry frees exactly the slot this request needs.
-                if expiries[0] > ready:
-                    ready, reason = expiries[0], "window"
+                expiry = window.oldest_expiry()
+                if expiry > ready:
+                    ready, reason = expiry, "window"
             headroom = min(headroom, free)
         self._headroom = max(0, headroom)
         budget = self._budget
@@ -470,10 +521,8 @@ class RateLimiter:
         window = self._same_size_window
         if window is None:
             return False
-        expiries = window.expiries
-        if expiries and expiries[0] <= now:
-            window.purge(now)
-        return server_remaining >= window.limit - self._in_flight - len(window.expiries)
+        window.purge(now)
+        return server_remaining >= window.limit - self._in_flight - window.answered()
 
     def _observe_429(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         if status == 429:

@@ -235,3 +235,55 @@ def test_limiter_and_rate_limits_together_are_refused() -> None:
         InboxClient(
             "t", base_url="http://127.0.0.1:1/api/v1", limiter=RateLimiter(), rate_limits=None
         )
+
+
+def test_the_windows_count_exactly_what_a_plain_model_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The limiter keeps one log of answer times for all windows, takes slots without looking
+    # at the windows while it knows there is room, and trims the log in batches. Checked here
+    # against the definition, on a clock the test moves, over enough requests to trim often.
+    import random
+
+    from inbox_async import _limiter
+
+    clock = [1000.0]
+    monkeypatch.setattr(_limiter, "_now", lambda: clock[0])
+    windows = [(40, 0.25), (150, 1.0), (400, 4.0)]
+    limiter = RateLimiter(windows)
+    rng = random.Random(7)
+    answered: list[float] = []
+    in_flight = 0
+    granted = refused = 0
+    for _ in range(30_000):
+        step = rng.random()
+        if step < 0.5:
+            clock[0] += rng.expovariate(200.0)
+            now = clock[0]
+            free = all(
+                in_flight + sum(1 for t in answered if t > now - seconds) < limit
+                for limit, seconds in windows
+            )
+            assert limiter.try_acquire() is free
+            if free:
+                in_flight += 1
+                granted += 1
+            else:
+                refused += 1
+        elif in_flight:
+            sent = step < 0.95
+            limiter.release_nowait(None, sent=sent)
+            in_flight -= 1
+            if sent:
+                answered.append(clock[0])
+        # Only the last 4 s can still count: keeps the model's own work small.
+        answered = [t for t in answered if t > clock[0] - 4.0]
+        if rng.random() < 0.01:
+            snapshot = limiter.snapshot()
+            assert snapshot.in_flight == in_flight
+            for state, (limit, seconds) in zip(snapshot.windows, windows, strict=True):
+                expected = in_flight + sum(1 for t in answered if t > clock[0] - seconds)
+                assert (state.limit, state.seconds, state.in_use) == (limit, seconds, expected)
+    assert granted > 5_000 and refused > 1_000, (granted, refused)  # both answers, often
+    log = limiter._log
+    assert log.offset > 0 and len(log.times) < 3 * 400 + 2 * 1024  # trimmed, and bounded
