@@ -23,7 +23,7 @@ from ._decode import decode
 from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent
 from ._pipeline import compose
 from ._pipeline.auth import BearerAuth
-from ._pipeline.ratelimit import Limiter, RateLimitStage
+from ._pipeline.ratelimit import Limiter
 from ._pipeline.retry import RetryPolicy
 from ._transport import Transport
 from ._types import JSON_CONTENT_TYPE, Params, Request
@@ -96,11 +96,6 @@ class InboxClient:
             allow_insecure_http=allow_insecure_http,
             default_headers=default_headers,
         )
-        self._transport = Transport(
-            session=session,
-            max_connections=config.max_connections,
-            default_headers=dict(config.default_headers),
-        )
         if limiter is None:
             limiter = RateLimiter(rate_limits, on_throttle=on_throttle)
         elif rate_limits is not DEFAULT_RATE_LIMITS or on_throttle is not None:
@@ -109,10 +104,14 @@ class InboxClient:
                 "a shared limiter carries its own windows and hook"
             )
         self._limiter = limiter
-        self._auth = BearerAuth(config.token)
-        self._send = compose(
-            [RetryPolicy(sleep=sleep), RateLimitStage(limiter)], self._transport.send
+        self._transport = Transport(
+            session=session,
+            max_connections=config.max_connections,
+            default_headers=dict(config.default_headers),
+            limiter=limiter,
         )
+        self._auth = BearerAuth(config.token)
+        self._send = compose([RetryPolicy(sleep=sleep)], self._transport.send)
         self._timeout = aiohttp.ClientTimeout(total=config.timeout)
         self._base_url = URL(config.base_url)
         self._base_path = self._base_url.raw_path.rstrip("/")

@@ -302,7 +302,7 @@ class RateLimiter:
     def try_acquire(self) -> bool:
         """Take a slot if one is free now, without waiting; False when the caller must wait.
 
-        `acquire` starts with this. The rate-limit stage calls it directly, so the common case
+        `acquire` starts with this. The transport calls it directly, so the common case
         (a slot is free) costs no coroutine.
         """
         if self._waiters:

@@ -2,7 +2,8 @@
 
 It owns or borrows the `aiohttp.ClientSession`, and turns every aiohttp and asyncio failure into
 the SDK's own `APIConnectionError` / `APITimeoutError`, and every error status into an
-`APIStatusError`, so that nothing of the HTTP library reaches the caller.
+`APIStatusError`, so that nothing of the HTTP library reaches the caller. Each attempt holds a
+slot of the client's rate limiter while it is on the wire.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Final
 
 import aiohttp
 from aiohttp import hdrs
+from multidict import CIMultiDictProxy
 
 from ._constants import (
     DEPRECATION_HEADER,
@@ -33,6 +35,7 @@ from ._exceptions import (
     InboxError,
 )
 from ._log import logger
+from ._pipeline.ratelimit import Limiter, nowait_limiter
 from ._types import Request, Response
 
 __all__ = ["ApiDeprecationWarning", "Transport"]
@@ -51,8 +54,10 @@ class Transport:
         "_closed",
         "_created_at",
         "_default_headers",
+        "_limiter",
         "_loop",
         "_max_connections",
+        "_nowait",
         "_owns_session",
         "_session",
         "_warned_deprecation",
@@ -65,7 +70,10 @@ class Transport:
         session: aiohttp.ClientSession | None,
         max_connections: int,
         default_headers: dict[str, str],
+        limiter: Limiter,
     ) -> None:
+        self._limiter = limiter
+        self._nowait = nowait_limiter(limiter)
         self._session = session
         self._owns_session = session is None
         self._max_connections = max_connections
@@ -119,7 +127,12 @@ class Transport:
         return session
 
     async def send(self, request: Request) -> Response:
-        """Make one attempt; raise the SDK's error for an error status or a failure."""
+        """Make one attempt, holding a rate-limit slot while it is on the wire.
+
+        The slot is taken right before the request goes and given back with what the response
+        said (rate-limit headers, a 429), or with whether a failed request may have arrived.
+        Raises the SDK's error for an error status or a failure.
+        """
         session = self._session
         # The event loop was checked once for the whole call (check_usable); a retry may still
         # find the client closed meanwhile. A borrowed session closed by its owner shows up as
@@ -129,62 +142,90 @@ class Transport:
         if not self._owns_session:
             # A borrowed session has its own defaults; ours ride on each request.
             request.headers.update(self._default_headers)
+        # The slot is handled here, in the frame that awaits the socket, rather than by a
+        # pipeline stage of its own: a coroutine layer costs CPU on every attempt, the more so
+        # the more requests are in flight. A limiter that can answer at once (the local one) is
+        # asked without a coroutine when a slot is free; Redis always awaits.
+        nowait = self._nowait
+        if nowait is not None and nowait.try_acquire():
+            ticket: object = None
+        else:
+            ticket = await self._limiter.acquire(
+                max_wait=request.max_wait, timeout=request.timeout.total
+            )
+        # What the slot goes back with. Unless a failure says the request never left, it may
+        # have arrived (a cancelled one too), so its slot runs the window.
+        sent = True
+        status: int | None = None
+        headers: CIMultiDictProxy[str] | None = None
         self.attempts += 1
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
         try:
-            async with session.request(
-                request.method,
-                request.url,
-                data=request.body,
-                params=request.params,
-                headers=request.headers,
-                timeout=request.timeout,
-            ) as resp:
-                headers = resp.headers
-                # The header, not resp.content_length: a property call fewer per response.
-                length_text = headers.get(hdrs.CONTENT_LENGTH)
-                if length_text is not None and int(length_text) <= MAX_RESPONSE_BYTES:
-                    body = await resp.read()
-                else:
-                    body = await _read_capped(resp, request)
-                status = resp.status
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise self._connection_error(request, exc, timeout=True, sent=False) from _frameless(
-                exc
-            )
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-            raise self._connection_error(request, exc, timeout=True, sent=True) from _frameless(exc)
-        except aiohttp.ClientConnectorError as exc:
-            # Raised while connecting: the request never left, so even a POST may be repeated.
-            raise self._connection_error(request, exc, timeout=False, sent=False) from _frameless(
-                exc
-            )
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise self._connection_error(request, exc, timeout=False, sent=True) from _frameless(
-                exc
-            )
-        except RuntimeError as exc:
-            if session.closed:
-                raise ClientClosedError(
-                    "the aiohttp session lent to this InboxClient is closed"
+            try:
+                async with session.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    params=request.params,
+                    headers=request.headers,
+                    timeout=request.timeout,
+                ) as resp:
+                    response_headers = resp.headers
+                    # The header, not resp.content_length: a property call fewer per response.
+                    length_text = response_headers.get(hdrs.CONTENT_LENGTH)
+                    if length_text is not None and int(length_text) <= MAX_RESPONSE_BYTES:
+                        body = await resp.read()
+                    else:
+                        body = await _read_capped(resp, request)
+                    response_status = resp.status
+            except aiohttp.ConnectionTimeoutError as exc:
+                raise self._connection_error(
+                    request, exc, timeout=True, sent=False
                 ) from _frameless(exc)
+            except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
+                raise self._connection_error(request, exc, timeout=True, sent=True) from _frameless(
+                    exc
+                )
+            except aiohttp.ClientConnectorError as exc:
+                # Raised while connecting: the request never left, so even a POST may be repeated.
+                raise self._connection_error(
+                    request, exc, timeout=False, sent=False
+                ) from _frameless(exc)
+            except (aiohttp.ClientError, OSError, ValueError) as exc:
+                raise self._connection_error(
+                    request, exc, timeout=False, sent=True
+                ) from _frameless(exc)
+            except RuntimeError as exc:
+                if session.closed:
+                    raise ClientClosedError(
+                        "the aiohttp session lent to this InboxClient is closed"
+                    ) from _frameless(exc)
+                raise
+            status, headers = response_status, response_headers
+        except APIConnectionError as exc:
+            sent = exc.request_sent
             raise
-        response = Response(status, headers, body)
+        finally:
+            if nowait is not None:
+                nowait.release_nowait(ticket, sent=sent, status=status, headers=headers)
+            else:
+                await self._limiter.release(ticket, sent=sent, status=status, headers=headers)
+        response = Response(response_status, response_headers, body)
         if debug:
             logger.debug(
                 "%s %s -> %d in %.1f ms (attempt %d)",
                 request.method,
                 request.path,
-                status,
+                response_status,
                 (time.perf_counter() - started) * 1000,
                 request.attempt,
             )
         if not self._warned_deprecation and (
-            DEPRECATION_HEADER in headers or SUNSET_HEADER in headers
+            DEPRECATION_HEADER in response_headers or SUNSET_HEADER in response_headers
         ):
             self._warn_deprecated(request, response)
-        if status >= 300:
+        if response_status >= 300:
             raise status_error(response)
         return response
 
