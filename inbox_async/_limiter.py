@@ -225,6 +225,7 @@ class RateLimiter:
         "_throttled_total",
         "_timer",
         "_timer_at",
+        "_timer_loop",
         "_waiters",
         "_waiting",
         "_windows",
@@ -255,6 +256,7 @@ class RateLimiter:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = 0
         self._gate_until = 0.0
         self._budget: int | None = None
@@ -467,10 +469,13 @@ class RateLimiter:
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
-            if self._timer_at <= when:
+            # A timer left on another loop (a limiter kept across asyncio.run calls) never
+            # fires here: replace it rather than wait on it.
+            if self._timer_at <= when and self._timer_loop is loop:
                 return
             self._timer.cancel()
         self._timer_at = when
+        self._timer_loop = loop
         self._timer = loop.call_later(max(0.0, when - _now()), self._on_timer, loop)
 
     def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -287,3 +287,27 @@ def test_the_windows_count_exactly_what_a_plain_model_counts(
     assert granted > 5_000 and refused > 1_000, (granted, refused)  # both answers, often
     log = limiter._log
     assert log.offset > 0 and len(log.times) < 3 * 400 + 2 * 1024  # trimmed, and bounded
+
+
+def test_a_limiter_kept_across_event_loops_still_wakes_its_waiters() -> None:
+    # A module-level limiter outlives an asyncio.run() (a script, a test suite with a loop per
+    # test). A timer it armed on the first loop never fires once that loop is closed: the next
+    # loop's waiter must get a timer of its own, not wait out max_wait and fail.
+    limiter = RateLimiter([(1, 0.3)])
+
+    async def leave_a_timer_behind() -> None:
+        assert limiter.try_acquire()
+        limiter.release_nowait(None, sent=True)  # the window is full for 0.3 s
+        waiter = asyncio.ensure_future(limiter.acquire(max_wait=5))
+        await asyncio.sleep(0.01)  # it waits, on a timer of this loop
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    async def wait_for_the_slot() -> float:
+        started = time.monotonic()
+        await limiter.acquire(max_wait=3)
+        return time.monotonic() - started
+
+    asyncio.run(leave_a_timer_behind())
+    assert asyncio.run(wait_for_the_slot()) < 2.0
