@@ -281,7 +281,7 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter({list(self.limits)!r})"
 
-    # -- the three calls the pipeline makes -------------------------------------------------
+    # -- the calls the transport makes for each attempt ---------------------------------------
 
     async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
         """Wait for a slot under every window, the server's budget and the gate."""
@@ -299,7 +299,7 @@ class RateLimiter:
         """Return the attempt's slot; read the server's rate-limit headers and 429s."""
         self.release_nowait(ticket, sent=sent, status=status, headers=headers)
 
-    # -- the same without a coroutine, for the pipeline's hot path ---------------------------
+    # -- the same without a coroutine, for the hot path --------------------------------------
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free now, without waiting; False when the caller must wait.
@@ -311,11 +311,7 @@ class RateLimiter:
             return False  # first come, first served: queue behind those already waiting
         budget = self._budget
         if self._headroom > 0 and not self._gate_until and (budget is None or budget > 0):
-            # _take(), inline: this is the path of nearly every request.
-            self._in_flight += 1
-            self._headroom -= 1
-            if budget is not None:
-                self._budget = budget - 1
+            self._take()
             return True
         now = _now()
         ready, _ = self._ready_at(now)
@@ -336,14 +332,12 @@ class RateLimiter:
         now = _now()
         if headers is not None:
             self._observe(now, status, headers)
-        self._in_flight -= 1
         if sent:
+            self._in_flight -= 1
             if self._windows:
                 self._log.times.append(now)
         else:
-            self._headroom += 1
-            if self._budget is not None:
-                self._budget += 1
+            self._untake()  # it never left: nothing for the windows to count
         if self._waiters:
             self._dispatch(asyncio.get_running_loop())
 
@@ -418,6 +412,13 @@ class RateLimiter:
         if self._budget is not None:
             self._budget -= 1
 
+    def _untake(self) -> None:
+        """Undo `_take` for a slot that was never used."""
+        self._in_flight -= 1
+        self._headroom += 1
+        if self._budget is not None:
+            self._budget += 1
+
     async def _wait(self, loop: asyncio.AbstractEventLoop, now: float, max_wait: float) -> None:
         ready, reason = self._ready_at(now)
         estimate = None if ready is None else ready - now
@@ -436,10 +437,7 @@ class RateLimiter:
         except asyncio.CancelledError:
             if future.done() and not future.cancelled() and future.exception() is None:
                 # The slot was granted just as the caller gave up: hand it back unused.
-                self._in_flight -= 1
-                self._headroom += 1
-                if self._budget is not None:
-                    self._budget += 1
+                self._untake()
                 self._dispatch(loop)
             raise
         finally:

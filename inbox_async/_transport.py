@@ -122,8 +122,6 @@ class Transport:
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 headers=self._default_headers,
             )
-        elif session.closed:
-            raise ClientClosedError("the aiohttp session lent to this InboxClient is closed")
         return session
 
     async def send(self, request: Request) -> Response:
