@@ -59,15 +59,25 @@ class APIConnectionError(InboxError):
     """Path of the failed request, relative to the base URL."""
     request_sent: bool
     """False only where the request provably never reached the server (connection refused)."""
+    retryable: bool
+    """False where another attempt cannot help (an untrusted TLS certificate, a Redis password
+    refused): the retry stage raises such an error at once."""
 
     def __init__(
-        self, message: str, *, method: str = "", path: str = "", request_sent: bool = True
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        request_sent: bool = True,
+        retryable: bool = True,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.method = method
         self.path = path
         self.request_sent = request_sent
+        self.retryable = retryable
 
 
 class APITimeoutError(APIConnectionError):

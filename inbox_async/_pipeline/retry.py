@@ -66,7 +66,7 @@ def is_retryable(request: Request, exc: BaseException) -> bool:
             exc.status_code in _RETRYABLE_STATUSES or exc.status_code >= 500
         )
     if isinstance(exc, APIConnectionError):
-        return request.retry_safe or not exc.request_sent
+        return exc.retryable and (request.retry_safe or not exc.request_sent)
     return False
 
 
