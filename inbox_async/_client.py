@@ -82,20 +82,29 @@ class InboxClient:
         `limiter` to several clients instead to share a budget. `sleep` replaces
         `asyncio.sleep` between retries (for tests).
         """
+        try:
+            config = ClientConfig.build(
+                token=token,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                max_rate_limit_wait=max_rate_limit_wait,
+                max_connections=max_connections,
+                allow_insecure_http=allow_insecure_http,
+                default_headers=default_headers,
+            )
+        except (TypeError, ValueError) as exc:
+            # Tracebacks with locals (error trackers, rich) render this frame: the token and
+            # headers leave it, and the validation's own frames, which hold them too, are cut.
+            token = default_headers = None
+            raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
+        # From here on the config holds both, out of its repr.
+        token = default_headers = None
+        self._config = config
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(
                 f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
             )
-        self._config = config = ClientConfig.build(
-            token=token,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_rate_limit_wait=max_rate_limit_wait,
-            max_connections=max_connections,
-            allow_insecure_http=allow_insecure_http,
-            default_headers=default_headers,
-        )
         if limiter is None:
             limiter = RateLimiter(rate_limits, on_throttle=on_throttle)
         elif rate_limits is not DEFAULT_RATE_LIMITS or on_throttle is not None:
@@ -146,8 +155,14 @@ class InboxClient:
         return self._transport.closed
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return f"<InboxClient base_url={self._config.base_url!r} {state}>"
+        # A constructor that raised leaves a half-built client in its frame's locals, which
+        # tracebacks with locals render: this repr must work on one.
+        config = getattr(self, "_config", None)
+        transport = getattr(self, "_transport", None)
+        if config is None or transport is None:
+            return "<InboxClient (not constructed)>"
+        state = "closed" if transport.closed else "open"
+        return f"<InboxClient base_url={config.base_url!r} {state}>"
 
     async def __aenter__(self) -> InboxClient:
         return self

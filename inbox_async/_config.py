@@ -33,7 +33,8 @@ class ClientConfig:
     max_retries: int
     max_rate_limit_wait: float
     max_connections: int
-    default_headers: Mapping[str, str] = field(default_factory=dict)
+    default_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Kept out of the repr: a header the caller adds may hold a key of its own."""
 
     @classmethod
     def build(
@@ -152,7 +153,7 @@ def _check_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:
         check_header_value(f"default_headers[{key!r}]", key)
         if _HEADER_NAME_RE.fullmatch(key) is None:
             raise ValueError(f"default_headers: {key!r} is not a valid header name")
-        check_header_value(f"default_headers[{key!r}]", value)
+        check_header_value(f"default_headers[{key!r}]", value, echo=False)
         if key.lower() == "authorization":
             raise ValueError("default_headers must not set Authorization; pass token=... instead")
         checked[key] = value

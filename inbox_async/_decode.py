@@ -134,6 +134,14 @@ _TAG_RE: Final = re.compile(r"<[^>]+>")
 def status_error(response: Response) -> APIStatusError:
     """The exception for an error response, keeping its status whatever the body is."""
     code, message = _error_fields(response)
+    if response.status < 400:
+        # The SDK never follows a redirect (it would resend the body elsewhere): say where it
+        # pointed, which is usually a base_url that is not the API's.
+        location = response.headers.get("Location")
+        message = (
+            f"HTTP {response.status} redirect to {location!r} not followed"
+            f" (the SDK never follows redirects; check base_url): {message}"
+        )
     cls = status_error_class(response.status)
     error = cls(
         message,

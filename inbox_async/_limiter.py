@@ -279,6 +279,9 @@ class RateLimiter:
         return tuple((w.limit, w.seconds) for w in self._windows)
 
     def __repr__(self) -> str:
+        # Works on a half-built limiter too: tracebacks with locals render the constructor's.
+        if not hasattr(self, "_windows"):
+            return "RateLimiter(<not constructed>)"
         return f"RateLimiter({list(self.limits)!r})"
 
     # -- the calls the transport makes for each attempt ---------------------------------------

@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 import warnings
+from collections import deque
 from typing import Final
 
 import aiohttp
@@ -38,9 +39,12 @@ from ._log import logger
 from ._pipeline.ratelimit import Limiter, nowait_limiter
 from ._types import Request, Response
 
-__all__ = ["ApiDeprecationWarning", "Transport"]
+__all__ = ["ApiDeprecationWarning", "HTTPLibraryError", "HTTPLibraryOSError", "Transport"]
 
 _ACCEPT_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
+# Shorter header values are not redacted from error messages: "1" or "on" would mangle them,
+# and are no secret.
+_MIN_SECRET_LENGTH: Final = 4
 
 
 class ApiDeprecationWarning(UserWarning):
@@ -51,9 +55,12 @@ class Transport:
     """Sends one attempt over an aiohttp session the client owns or borrows."""
 
     __slots__ = (
+        "_caller_header_values",
         "_closed",
+        "_connection_waiters",
         "_created_at",
         "_default_headers",
+        "_free_connections",
         "_limiter",
         "_loop",
         "_max_connections",
@@ -78,6 +85,12 @@ class Transport:
         self._owns_session = session is None
         self._max_connections = max_connections
         self._default_headers = {**_ACCEPT_HEADERS, **default_headers}
+        self._caller_header_values = tuple(default_headers.values())
+        # Connections free in the owned session's pool (its connector has the same limit), so
+        # that a wait for one is the transport's own and can be told from a request in flight.
+        # A borrowed session is shared with code we do not see: aiohttp alone queues there.
+        self._free_connections = max_connections if session is None else sys.maxsize
+        self._connection_waiters: deque[asyncio.Future[bool]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._warned_deprecation = False
@@ -151,15 +164,26 @@ class Transport:
             ticket = await self._limiter.acquire(
                 max_wait=request.max_wait, timeout=request.timeout.total
             )
-        # What the slot goes back with. Unless a failure says the request never left, it may
-        # have arrived (a cancelled one too), so its slot runs the window.
-        sent = True
+        # What the slot goes back with. Once a connection is ours, the request may have arrived
+        # (a cancelled one too) unless a failure says it never left, so its slot runs the window.
+        sent = False
         status: int | None = None
         headers: CIMultiDictProxy[str] | None = None
-        self.attempts += 1
-        debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter() if debug else 0.0
         try:
+            timeout = request.timeout
+            if self._free_connections > 0:
+                self._free_connections -= 1
+            else:
+                timeout = await self._wait_for_connection(request)
+            sent = True
+            self.attempts += 1
+            debug = logger.isEnabledFor(logging.DEBUG)
+            started = time.perf_counter() if debug else 0.0
+            # aiohttp's errors are turned into ours outside the except clauses: raised inside
+            # one, ours would chain aiohttp's as __context__, whose request_info and history
+            # hold the request headers (Authorization included).
+            failure: InboxError | None = None
+            cause: BaseException | None = None  # aiohttp's error, scrubbed
             try:
                 async with session.request(
                     request.method,
@@ -167,7 +191,10 @@ class Transport:
                     data=request.body,
                     params=request.params,
                     headers=request.headers,
-                    timeout=request.timeout,
+                    timeout=timeout,
+                    # A redirect is an answer, not an instruction: following it would send the
+                    # body to another origin, and a 303 would turn the PATCH into a GET.
+                    allow_redirects=False,
                 ) as resp:
                     response_headers = resp.headers
                     # The header, not resp.content_length: a property call fewer per response.
@@ -177,29 +204,42 @@ class Transport:
                     else:
                         body = await _read_capped(resp, request)
                     response_status = resp.status
+            except aiohttp.ClientConnectorCertificateError as exc:
+                # Another attempt meets the same certificate: final, whatever the operation.
+                failure = self._connection_error(
+                    request, exc, timeout=False, sent=False, retryable=False
+                )
+                cause = self._scrubbed(exc, request)
             except aiohttp.ConnectionTimeoutError as exc:
-                raise self._connection_error(
-                    request, exc, timeout=True, sent=False
-                ) from _frameless(exc)
+                failure, cause = (
+                    self._connection_error(request, exc, timeout=True, sent=False),
+                    self._scrubbed(exc, request),
+                )
             except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-                raise self._connection_error(request, exc, timeout=True, sent=True) from _frameless(
-                    exc
+                failure, cause = (
+                    self._connection_error(request, exc, timeout=True, sent=True),
+                    self._scrubbed(exc, request),
                 )
             except aiohttp.ClientConnectorError as exc:
                 # Raised while connecting: the request never left, so even a POST may be repeated.
-                raise self._connection_error(
-                    request, exc, timeout=False, sent=False
-                ) from _frameless(exc)
+                failure = self._connection_error(request, exc, timeout=False, sent=False)
+                cause = self._scrubbed(exc, request)
             except (aiohttp.ClientError, OSError, ValueError) as exc:
-                raise self._connection_error(
-                    request, exc, timeout=False, sent=True
-                ) from _frameless(exc)
+                failure, cause = (
+                    self._connection_error(request, exc, timeout=False, sent=True),
+                    self._scrubbed(exc, request),
+                )
             except RuntimeError as exc:
-                if session.closed:
-                    raise ClientClosedError(
-                        "the aiohttp session lent to this InboxClient is closed"
-                    ) from _frameless(exc)
-                raise
+                if not session.closed:
+                    raise
+                failure = ClientClosedError(
+                    "the aiohttp session lent to this InboxClient is closed"
+                )
+                cause = self._scrubbed(exc, request)
+            finally:
+                self._return_connection()
+            if failure is not None:
+                raise failure from cause
             status, headers = response_status, response_headers
         except APIConnectionError as exc:
             sent = exc.request_sent
@@ -227,11 +267,91 @@ class Transport:
             raise status_error(response)
         return response
 
+    async def _wait_for_connection(self, request: Request) -> aiohttp.ClientTimeout:
+        """Wait, within the attempt's timeout, for one of the session's connections to free up.
+
+        Waiting here rather than inside aiohttp tells a request that never got a connection (it
+        was not sent, whatever the operation) from one that timed out on the wire. Returns the
+        timeout left for the request itself.
+        """
+        loop = asyncio.get_running_loop()
+        granted: asyncio.Future[bool] = loop.create_future()
+        self._connection_waiters.append(granted)
+        total = request.timeout.total
+        started = loop.time()
+        deadline = None if total is None else loop.call_later(total, _give_up, granted)
+        try:
+            if not await granted:
+                raise APITimeoutError(
+                    f"{request.method} {request.path} timed out waiting for a free connection"
+                    f" (all {self._max_connections} in use; raise max_connections)",
+                    method=request.method,
+                    path=request.path,
+                    request_sent=False,
+                )
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled() and granted.result():
+                self._return_connection()  # handed over just as the caller gave up
+            raise
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+        if total is None:
+            return request.timeout
+        timeout = request.timeout
+        return aiohttp.ClientTimeout(
+            total=max(0.001, total - (loop.time() - started)),
+            connect=timeout.connect,
+            sock_read=timeout.sock_read,
+            sock_connect=timeout.sock_connect,
+            ceil_threshold=timeout.ceil_threshold,
+        )
+
+    def _return_connection(self) -> None:
+        """Hand the connection to the longest waiter, or back to the pool."""
+        waiters = self._connection_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+        self._free_connections += 1
+
+    def _scrubbed(self, exc: BaseException, request: Request) -> HTTPLibraryError:
+        """A stand-in for aiohttp's error: its type and message, without a secret in them."""
+        text = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
+        for secret in self._secrets(request):
+            text = text.replace(secret, "<redacted>")
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return HTTPLibraryOSError(exc.errno, text)
+        return HTTPLibraryError(text)
+
+    def _secrets(self, request: Request) -> list[str]:
+        """The header values the caller gave: the token and every default header."""
+        values = [request.headers.get("Authorization", "")]
+        values.append(values[0].partition(" ")[2])
+        values += self._caller_header_values
+        # Longest first, so that the token is replaced before the shorter "Bearer ..." part.
+        return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
+
     def _connection_error(
-        self, request: Request, exc: BaseException, *, timeout: bool, sent: bool
+        self,
+        request: Request,
+        exc: BaseException,
+        *,
+        timeout: bool,
+        sent: bool,
+        retryable: bool = True,
     ) -> APIConnectionError:
         cls = APITimeoutError if timeout else APIConnectionError
-        what = "timed out" if timeout else f"failed: {type(exc).__name__}: {exc}".rstrip(": ")
+        if timeout:
+            what = "timed out"
+        elif not retryable:
+            what = f"failed: the server's TLS certificate is not trusted ({exc})"
+        else:
+            what = f"failed: {type(exc).__name__}: {exc}".rstrip(": ")
+        for secret in self._secrets(request):
+            what = what.replace(secret, "<redacted>")
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s %s (attempt %d)", request.method, request.path, what, request.attempt
@@ -241,6 +361,7 @@ class Transport:
             method=request.method,
             path=request.path,
             request_sent=sent,
+            retryable=retryable,
         )
 
     def _warn_deprecated(self, request: Request, response: Response) -> None:
@@ -273,23 +394,21 @@ class Transport:
             )
 
 
-def _frameless(exc: BaseException) -> BaseException:
-    """The aiohttp error (and what it chains) without frames, to chain under ours.
+def _give_up(granted: asyncio.Future[bool]) -> None:
+    if not granted.done():
+        granted.set_result(False)
 
-    Its type and message stay for debugging; its frames go, because aiohttp's own frames hold
-    the request headers (Authorization included) as local variables, which error trackers and
-    rich tracebacks print.
+
+class HTTPLibraryError(Exception):
+    """What the HTTP library raised, chained under the SDK's error by type and message only.
+
+    The library's own exception is not chained: its attributes (request_info, history) and
+    frames hold the request headers, Authorization included, which error trackers print.
     """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        current.__traceback__ = None
-        todo += (current.__cause__, current.__context__)
-    return exc
+
+
+class HTTPLibraryOSError(HTTPLibraryError, OSError):
+    """`HTTPLibraryError` for an operating-system error: keeps its errno."""
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, request: Request) -> bytes:
