@@ -237,7 +237,10 @@ class Transport:
                 )
                 cause = self._scrubbed(exc, request)
             finally:
-                self._return_connection()
+                if self._connection_waiters:
+                    self._return_connection()
+                else:
+                    self._free_connections += 1  # inline: the common case, once per attempt
             if failure is not None:
                 raise failure from cause
             status, headers = response_status, response_headers
