@@ -162,6 +162,7 @@ class FakeInboxServer:
         if error_format not in ("envelope", "flat"):
             raise ValueError(f"unknown error_format {error_format!r}")
         self._token = token
+        self._revoked = False
         self._host = host
         self._port = port
         self._retry_after_format = retry_after_format
@@ -270,6 +271,15 @@ class FakeInboxServer:
         if isinstance(columns, str):
             raise TypeError("columns must be an iterable of column ids, not one string")
         return self._store.create_list(columns, list_id)
+
+    def delete_list(self, list_id: str) -> None:
+        """Delete a list and its leads: later calls on it get 404 LIST_NOT_FOUND."""
+        self._store.get_list(list_id)  # KeyError for an unknown list, as the other seeders
+        del self._store.lists[list_id]
+
+    def revoke_token(self) -> None:
+        """Refuse every token from now on (401 UNAUTHORIZED), as after a revocation."""
+        self._revoked = True
 
     def add_column(self, list_id: str, column_id: str) -> None:
         """Add a column to a list (``KeyError`` if the list does not exist)."""
@@ -512,6 +522,8 @@ class FakeInboxServer:
         scheme, _, credentials = header.partition(" ")
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
+            return False
+        if self._revoked:
             return False
         return self._token is None or credentials == self._token
 
