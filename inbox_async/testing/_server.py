@@ -162,7 +162,6 @@ class FakeInboxServer:
         if error_format not in ("envelope", "flat"):
             raise ValueError(f"unknown error_format {error_format!r}")
         self._token = token
-        self._revoked = False
         self._host = host
         self._port = port
         self._retry_after_format = retry_after_format
@@ -277,9 +276,11 @@ class FakeInboxServer:
         self._store.get_list(list_id)  # KeyError for an unknown list, as the other seeders
         del self._store.lists[list_id]
 
-    def revoke_token(self) -> None:
-        """Refuse every token from now on (401 UNAUTHORIZED), as after a revocation."""
-        self._revoked = True
+    def set_token(self, token: str | None) -> None:
+        """Accept only `token` from now on (None: any); the old one gets 401, as if revoked."""
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError("token must be a non-empty str or None")
+        self._token = token
 
     def add_column(self, list_id: str, column_id: str) -> None:
         """Add a column to a list (``KeyError`` if the list does not exist)."""
@@ -522,8 +523,6 @@ class FakeInboxServer:
         scheme, _, credentials = header.partition(" ")
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
-            return False
-        if self._revoked:
             return False
         return self._token is None or credentials == self._token
 
