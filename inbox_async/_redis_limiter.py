@@ -312,10 +312,13 @@ class RedisRateLimiter:
     async def _run_acquire(
         self, args: list[Any], timeout: float | None = None
     ) -> tuple[bool, float, str]:
-        # A request with a shorter timeout than redis_timeout is not kept longer by Redis.
+        # A request's own timeout, when shorter, bounds its Redis round trips too: a caller
+        # who said 2 s is not kept 3 s by a stuck Redis before anything is sent.
         limit = self._redis_timeout
         if timeout is not None and 0 < timeout < limit:
             limit = timeout
+        # A script that ran after all, its answer too late, holds a provisional slot that
+        # expires on its own: the shared budget errs on the safe side.
         result = await self._call(self._acquire_script, args, limit)
         self._counts = [int(c) for c in result[3:]]
         reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
@@ -348,9 +351,15 @@ class RedisRateLimiter:
         configuration, which no retry fixes.
         """
         where = self._where
-        if isinstance(exc, (asyncio.TimeoutError, RedisTimeoutError)):
+        # On Python 3.10 asyncio's TimeoutError is not the built-in one (an OSError there).
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, RedisTimeoutError)):
+            # The owned client's socket timeout is redis_timeout, never shorter than `limit`; a
+            # borrowed client's own may be, and its message says which it was.
+            detail = ""
+            if not self._owns_redis and isinstance(exc, RedisTimeoutError):
+                detail = f": {self._scrub(str(exc))}"
             return APIConnectionError(
-                f"rate limiter: Redis did not answer within {limit:g} s ({where})",
+                f"rate limiter: Redis did not answer within {limit:g} s ({where}{detail})",
                 request_sent=False,
                 retryable=False,
             )
@@ -381,7 +390,8 @@ class RedisRateLimiter:
         kwargs = getattr(pool, "connection_kwargs", None)
         password = kwargs.get("password") if isinstance(kwargs, dict) else None
         if isinstance(password, str) and password:
-            for spelling in sorted({password, quote(password), quote(password, safe="")}, key=len):
+            spellings = {password, quote(password), quote(password, safe="")}
+            for spelling in sorted(spellings, key=len, reverse=True):
                 text = text.replace(spelling, "***")
         return text
 

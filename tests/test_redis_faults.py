@@ -28,9 +28,9 @@ from rich.traceback import Traceback
 
 from inbox_async import APIConnectionError, InboxClient
 from inbox_async._redis_limiter import RedisRateLimiter
-from inbox_async.testing import FakeInboxServer
+from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN
+from .conftest import COL_COMPANY, TOKEN, eventually
 
 PASSWORD = "pw-" + secrets.token_hex(12)
 WRONG = "wrong-" + secrets.token_hex(12)
@@ -259,6 +259,30 @@ async def test_release_on_a_paused_redis_returns_and_logs(
         assert snapshot_before.in_flight == 0
         ticket = await asyncio.wait_for(limiter.acquire(max_wait=10, timeout=1), 12)
         await limiter.release(ticket, sent=False)
+
+
+async def test_a_response_is_returned_though_redis_stalls_while_it_is_on_the_wire(
+    redis_proc: RedisProcess, api: tuple[FakeInboxServer, str]
+) -> None:
+    server, list_id = api
+    server.add_fault(Fault.delay(0.5))
+    async with (
+        RedisRateLimiter(
+            redis_proc.url(), limits=[(100, 1.0)], key="t:wire", redis_timeout=1
+        ) as limiter,
+        InboxClient(TOKEN, base_url=server.url, limiter=limiter) as client,
+    ):
+        call = asyncio.ensure_future(client.leads.update(list_id, LEAD, {COL_COMPANY: "x"}))
+        try:
+            await eventually(lambda: len(server.requests) == 1)
+            redis_proc.pause()
+            started = time.monotonic()
+            lead = await asyncio.wait_for(call, 6)
+            took = time.monotonic() - started
+        finally:
+            redis_proc.resume()
+    assert lead.data[COL_COMPANY] == "x"
+    assert took < 3  # the 0.5 s response, then at most redis_timeout for the release
 
 
 # -- refused, misconfigured --------------------------------------------------------------------
