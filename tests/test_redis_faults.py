@@ -19,6 +19,7 @@ import traceback
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis.asyncio as aioredis
@@ -34,6 +35,8 @@ from .conftest import COL_COMPANY, TOKEN, eventually
 
 PASSWORD = "pw-" + secrets.token_hex(12)
 WRONG = "wrong-" + secrets.token_hex(12)
+# A password that has to be percent-encoded in a URL: neither spelling may show.
+ODD = "od@d:/ " + secrets.token_hex(12)
 LEAD = "44196397"
 
 
@@ -313,10 +316,11 @@ async def test_a_refused_redis_fails_fast_without_retries(
     [
         (f":{WRONG}", 0, "AuthenticationError"),
         (f"default:{WRONG}", 0, "AuthenticationError"),
+        (f":{quote(ODD, safe='')}", 0, "AuthenticationError"),
         ("", 0, "AuthenticationError"),
         (f":{PASSWORD}", 99, "DB index is out of range"),
     ],
-    ids=["wrong-password", "wrong-user-password", "no-password", "wrong-db"],
+    ids=["wrong-password", "wrong-user-password", "encoded-password", "no-password", "wrong-db"],
 )
 async def test_auth_and_configuration_errors_fail_at_once_and_name_the_url_without_password(
     auth_redis: RedisProcess, api: tuple[FakeInboxServer, str], userinfo: str, db: int, says: str
@@ -336,7 +340,17 @@ async def test_auth_and_configuration_errors_fail_at_once_and_name_the_url_witho
     assert f"127.0.0.1:{auth_redis.port}/{db}" in text
     assert says in text
     assert server.requests == []
-    _assert_no_secret(exc, WRONG, PASSWORD)
+    _assert_no_secret(exc, WRONG, PASSWORD, ODD, quote(ODD, safe=""), quote(ODD))
+
+
+async def test_a_password_in_the_url_query_shows_nowhere(auth_redis: RedisProcess) -> None:
+    # redis-py takes any query option as a keyword, password= included.
+    url = f"redis://127.0.0.1:{auth_redis.port}/0?password={WRONG}"
+    async with RedisRateLimiter(url, limits=[(5, 1.0)], key="t:query") as limiter:
+        exc, _ = await _raised(limiter.acquire(max_wait=1, timeout=1))
+    assert isinstance(exc, APIConnectionError), repr(exc)
+    assert f"redis://127.0.0.1:{auth_redis.port}/0 " in str(exc)
+    _assert_no_secret(exc, WRONG)
 
 
 async def test_a_paused_redis_with_a_password_leaks_it_nowhere(auth_redis: RedisProcess) -> None:
