@@ -160,6 +160,24 @@ class RedisRateLimiter:
 
         `redis_timeout` bounds each Redis round trip, connecting included.
         """
+        try:
+            self._setup(url, limits, key, redis, on_throttle, gate_jitter, redis_timeout)
+        except (TypeError, ValueError) as exc:
+            # Tracebacks with locals render this frame: the URL (and its password) leaves it,
+            # and the frames below, which hold it too, are cut.
+            url = None
+            raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
+
+    def _setup(
+        self,
+        url: str | None,
+        limits: Sequence[tuple[int, float]],
+        key: str,
+        redis: Any,
+        on_throttle: Callable[[ThrottleEvent], None] | None,
+        gate_jitter: float,
+        redis_timeout: float,
+    ) -> None:
         windows = check_limits(limits, "limits")
         if not windows:
             raise ValueError("limits must hold at least one (requests, seconds) window")
@@ -211,6 +229,9 @@ class RedisRateLimiter:
         return self._windows
 
     def __repr__(self) -> str:
+        # Works on a half-built limiter too: tracebacks with locals render the constructor's.
+        if not hasattr(self, "_keys"):
+            return "RedisRateLimiter(<not constructed>)"
         return f"RedisRateLimiter({list(self._windows)!r}, key={self._keys[-1][:-5]!r})"
 
     async def aclose(self) -> None:

@@ -185,9 +185,7 @@ async def test_a_host_that_is_gone_stops_the_job(sleep: RecordingSleep) -> None:
 # -- 2. failures cost little memory ----------------------------------------------------------
 
 
-async def test_a_failure_keeps_at_most_2_kb(
-    server: FakeInboxServer, sleep: RecordingSleep
-) -> None:
+async def test_a_failure_keeps_at_most_2_kb(server: FakeInboxServer, sleep: RecordingSleep) -> None:
     list_id = server.create_list(columns=[COL_COMPANY])
     missing = _ids(10_000, start=70_000_000)  # not in the list: 404 each
     async with _client(server, sleep) as client:
