@@ -27,7 +27,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 import msgspec
 
@@ -390,17 +390,44 @@ class _BulkRun:
             raise self._input_error
         return report
 
-    async def _next(self) -> tuple[int, object, object, Exception | None] | None:
+    async def _next(self, journal: Journal | None) -> _Item | None:
+        """The next item that needs a worker: sent, or failed as invalid.
+
+        Items that need no request (the journal shows them applied, or they have nothing to set)
+        are counted here, under the lock, so that one worker at a time walks through them and
+        gives the loop a turn every _YIELD_EVERY of them: a resume skipping 300,000 items
+        neither holds the loop nor lets every worker run a batch in the same turn.
+        """
+        report = self.report
         async with self._pull_lock:
-            if self._exhausted or self.report.aborted is not None:
-                return None
-            item = await self._pull()
-            if item is _END:
-                return None
-            index = self._index
-            self._index += 1
-            self.report.total += 1
-        return (index, *_unpack(item))
+            skipped = 0
+            while not self._exhausted and report.aborted is None:
+                item = await self._pull()
+                if item is _END:
+                    break
+                index = self._index
+                self._index += 1
+                report.total += 1
+                raw_id, raw_data, problem = _unpack(item)
+                platform_id = ""
+                if problem is None:
+                    try:
+                        platform_id = check_platform_id("platform_id", raw_id)
+                    except (ValueError, TypeError) as exc:
+                        problem = exc
+                if problem is not None:
+                    return _Item(index, _shown_id(raw_id), raw_data, problem, None)
+                if isinstance(raw_data, Mapping) and not raw_data:
+                    key = None  # nothing to set: nothing is sent
+                else:
+                    key = Journal.key_of(platform_id, raw_data) if journal is not None else None
+                    if key is None or journal is None or not journal.applied(key):
+                        return _Item(index, platform_id, raw_data, None, key)
+                report.skipped += 1
+                skipped += 1
+                if skipped % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        return None
 
     async def _pull(self) -> object:
         """The next input item, or _END once the input is exhausted or has failed."""
@@ -429,41 +456,25 @@ class _BulkRun:
                 await asyncio.sleep(0)
 
     async def _worker(self, emit: Emit | None, journal: Journal | None) -> None:
-        report = self.report
         handled = 0
         while True:
             if handled >= _YIELD_EVERY:
-                # Skips and invalid items cost no request, hence no await: give the loop (and
-                # the progress ticker) a turn now and then.
+                # Invalid items cost no request, hence no await: give the loop a turn.
                 handled = 0
                 await asyncio.sleep(0)
-            item = await self._next()
+            item = await self._next(journal)
             if item is None:
                 return
-            handled += 1
-            index, raw_id, raw_data, problem = item
-            try:
-                platform_id = check_platform_id("platform_id", raw_id) if problem is None else ""
-            except (ValueError, TypeError) as exc:
-                problem = exc
-            if problem is not None:
-                platform_id = _shown_id(raw_id)
-                self._finish(index, platform_id, raw_data, None, problem, None, journal)
-                if emit is not None:
-                    await emit(BulkOutcome(index, platform_id, _mapping(raw_data), None, problem))
-                continue
-            if isinstance(raw_data, Mapping) and not raw_data:
-                report.skipped += 1  # nothing to set: nothing is sent
-                continue
-            key = Journal.key_of(platform_id, raw_data) if journal is not None else None
-            if key is not None and journal is not None and journal.applied(key):
-                report.skipped += 1
-                continue
-            handled = 0
-            lead, error = await self._apply_in_order(platform_id, raw_data)
-            if lead is None and error is None:
-                report.not_attempted += 1  # the job stopped while this item waited its turn
-                continue
+            index, platform_id, raw_data, error, key = item
+            lead: Lead | None = None
+            if error is None:
+                handled = 0
+                lead, error = await self._apply_in_order(platform_id, raw_data)
+                if lead is None and error is None:
+                    self.report.not_attempted += 1  # the job stopped before this one's turn
+                    continue
+            else:
+                handled += 1
             self._finish(index, platform_id, raw_data, lead, error, key, journal)
             if emit is not None:
                 kept = lead if self._keep_leads else None
@@ -669,6 +680,20 @@ class BulkUpdateStream:
 
 
 _END: Final = object()
+
+
+class _Item(NamedTuple):
+    """An input item ready for a worker."""
+
+    position: int
+    """Its index in the input."""
+    platform_id: str
+    """Checked and canonical; for an invalid item, a short text of what was given."""
+    data: object
+    problem: Exception | None
+    """Why the item is invalid, if it is."""
+    key: int | None
+    """Its journal key, when there is a journal."""
 
 
 def _unpack(item: object) -> tuple[object, object, Exception | None]:

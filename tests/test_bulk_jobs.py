@@ -364,5 +364,7 @@ async def test_resuming_a_big_journal_never_blocks_the_loop_for_long(
         stop.set()
         await tick
     assert report.skipped == len(ids) - 50 and report.succeeded == 50
-    assert max(gaps) < 0.25, f"the loop was blocked for {max(gaps) * 1000:.0f} ms"
+    # About 15 ms on this machine when idle (the bar is 50 ms); 160 to 200 ms before skips were
+    # walked by one worker at a time. Generous, for a loaded machine.
+    assert max(gaps) < 0.15, f"the loop was blocked for {max(gaps) * 1000:.0f} ms"
     assert any(0 < p.skipped < report.skipped for p in progress)  # reported while skipping
