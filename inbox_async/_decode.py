@@ -249,8 +249,13 @@ class _ListPlan(_Plan):
         # The items before the one that failed fit.
         result = [decode_item(each) for each in itertools.islice(items, index)]
         result.append(item.repair(items[index], found.group(2), message))
+        append = result.append
         for each in itertools.islice(items, index + 1, None):
-            result.append(item.repair(each, None, message))
+            # item.repair(each, None, ...) inlined: one call per item fewer, on pages of many.
+            try:
+                append(decode_item(each))
+            except msgspec.ValidationError as exc:
+                append(item.repair(each, _where(exc), str(exc)))
         try:
             return msgspec.convert(result, self.target)
         except msgspec.ValidationError as exc:
