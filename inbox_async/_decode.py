@@ -307,13 +307,16 @@ class _UnionPlan(_Plan):
             if isinstance(plan, _StructPlan):
                 config = _struct_class(member).__struct_config__
                 if config.tag_field is not None:
-                    self.tag_field = config.tag_field
                     self.tagged[config.tag] = plan
+                    self.tag_field = config.tag_field
                 self.objects = plan
             elif isinstance(plan, _DictPlan):
                 self.objects = plan
             elif isinstance(plan, _ListPlan):
                 self.arrays = plan
+        if len(self.tagged) < 2:
+            # One Struct in the union: msgspec does not ask an object for its tag.
+            self.tag_field = None
 
     def repair(self, raw: Any, path: str | None, message: str) -> Any:
         """`raw` as the member its JSON kind selects, repaired; _Unfit if none fits."""

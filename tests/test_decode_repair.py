@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import pytest
@@ -242,6 +242,42 @@ class Strict(msgspec.Struct):
 )
 def test_what_the_repair_keeps_and_drops(payload: dict[str, Any], expected: Holder) -> None:
     assert decode(_response(json.dumps(payload).encode()), Holder) == expected
+
+
+class Cat(msgspec.Struct, tag=True):
+    name: str = ""
+    lives: int = 9
+
+
+class Dog(msgspec.Struct, tag=True):
+    name: str = ""
+    good: bool = True
+
+
+class Pets(msgspec.Struct):
+    pets: list[Cat | Dog] = []
+    cat: Cat | None = None
+    few: Annotated[list[Cat], msgspec.Meta(max_length=2)] = []
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        # Each item repaired as the member its tag names.
+        (
+            {"pets": [{"type": "Cat", "name": "c", "lives": "x"}, {"type": "Dog", "good": 3}]},
+            Pets(pets=[Cat("c"), Dog()]),
+        ),
+        ({"pets": [{"type": "Bird"}], "cat": {"name": "n", "lives": []}}, Pets(cat=Cat("n"))),
+        # A constraint on the list still holds once its items are repaired.
+        ({"few": [{"lives": "x"}, {}, {}]}, Pets()),
+        ({"few": [{"lives": "x"}, {}]}, Pets(few=[Cat(), Cat()])),
+    ],
+)
+def test_tagged_unions_and_constraints_are_repaired_as_msgspec_reads_them(
+    payload: dict[str, Any], expected: Pets
+) -> None:
+    assert decode(_response(json.dumps(payload).encode()), Pets) == expected
 
 
 def test_a_recursive_type_is_repaired_at_every_depth() -> None:
