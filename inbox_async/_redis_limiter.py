@@ -26,8 +26,8 @@ from itertools import count
 from typing import Any, Final
 
 from ._constants import DEFAULT_RATE_LIMITS
-from ._decode import parse_retry_after
 from ._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
+from ._headers import parse_retry_after
 from ._limiter import (
     RateLimitSnapshot,
     ThrottleEvent,
