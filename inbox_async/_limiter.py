@@ -57,6 +57,7 @@ __all__ = [
     "ThrottleReason",
     "WindowState",
     "check_limits",
+    "check_probe_interval",
 ]
 
 ThrottleReason = Literal["window", "server", "gate"]
@@ -303,7 +304,7 @@ class RateLimiter:
         if not isinstance(gate_jitter, (int, float)) or gate_jitter < 0:
             raise ValueError("gate_jitter must be a number >= 0")
         self._gate_jitter = float(gate_jitter)
-        self._probe_interval = _check_probe_interval(probe_interval)
+        self._probe_interval = check_probe_interval(probe_interval)
         self._max_hold = hold_cap(w.seconds for w in self._windows)
         # Slots free in every window, at least: it only shrinks as slots are taken, and is
         # counted again from the windows when it reaches 0. While it is positive, a request
@@ -853,7 +854,8 @@ class RateLimiter:
             self._on_throttle(ThrottleEvent(reason, wait, max(1, waiting)))
 
 
-def _check_probe_interval(value: float) -> float:
+def check_probe_interval(value: float) -> float:
+    """Validate a probe interval: seconds, positive and finite."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
