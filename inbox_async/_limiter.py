@@ -592,7 +592,7 @@ class RateLimiter:
             # on that: the others are told the wait they can already be told.
             probe = self._probe_eta(now)
             if self._probe_waiter is not None or probe is None or probe - now > max_wait:
-                raise _too_long(eta - now, max_wait, reason)
+                raise self._too_long(eta - now, max_wait, reason)
             self._probe_waiter = waiter
         else:
             self._waiters.append(waiter)
@@ -622,6 +622,11 @@ class RateLimiter:
             self._waiting -= 1
             if self._waiting == 0:
                 self._throttled_total += _now() - self._throttled_since
+
+    def _too_long(self, wait: float, max_wait: float, reason: ThrottleReason) -> RateLimitError:
+        # Beyond the longest hold every window has slid and every hint has lapsed: a wait
+        # reckoned further than that (many rounds of a window) is not told as such.
+        return _too_long(min(max(0.0, wait), self._max_hold), max_wait, reason)
 
     def _leave(self, waiter: _Waiter) -> None:
         """Take a waiter out of the count of those still waiting (its entry goes lazily)."""
@@ -692,7 +697,7 @@ class RateLimiter:
                         self._leave(waiter)
                         self._probe_waiter = waiter
                         continue
-                self._settle(waiter, None, _too_long(eta - now, waiter.max_wait, reason))
+                self._settle(waiter, None, self._too_long(eta - now, waiter.max_wait, reason))
                 continue
             survivors.append(waiter)
             position += 1
@@ -719,7 +724,7 @@ class RateLimiter:
                 if not other.future.done():
                     position += 1
             eta, reason = self._eta(now, position)
-        self._settle(waiter, None, _too_long(max(0.0, eta - now), waiter.max_wait, reason))
+        self._settle(waiter, None, self._too_long(eta - now, waiter.max_wait, reason))
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
