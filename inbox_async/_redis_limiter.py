@@ -290,6 +290,8 @@ class RedisRateLimiter:
                     self._in_flight += 1
                     if granted == 2:
                         self._probes.add(member)
+                    elif self._gate_until:
+                        self._gate_until = 0.0  # another process's probe may have reopened it
                     return member
                 elapsed = loop.time() - started
                 left = max_wait - elapsed
