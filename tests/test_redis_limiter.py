@@ -201,21 +201,23 @@ async def test_a_2xx_probe_reopens_the_gate_for_every_process(redis_url: str) ->
 
 
 async def test_the_callers_queued_in_this_process_count_in_the_wait(redis_url: str) -> None:
-    async with RedisRateLimiter(redis_url, limits=[(1, 0.5)], key="test:ahead") as limiter:
+    async with RedisRateLimiter(redis_url, limits=[(1, 2.0)], key="test:ahead") as limiter:
         ticket = await limiter.acquire(max_wait=1)
-        await limiter.release(ticket, sent=True)  # the slot frees in 0.5 s
+        await limiter.release(ticket, sent=True)  # the slot frees in 2 s
         started = time.monotonic()
-        tasks = [asyncio.ensure_future(limiter.acquire(max_wait=0.7)) for _ in range(3)]
-        done, _ = await asyncio.wait(tasks[1:], timeout=0.3)
-        # The second and third in line need the slot the first will take: 1 s away at least.
+        tasks = [asyncio.ensure_future(limiter.acquire(max_wait=2.5)) for _ in range(3)]
+        done, _ = await asyncio.wait(tasks[1:], timeout=1.0)
+        # The second and third in line need the slot the first will take: 4 s away at least.
         assert len(done) == 2
         for task in done:
             error = task.exception()
             assert isinstance(error, RateLimitError)
-            assert error.retry_after is not None and 0.7 < error.retry_after <= 1.5
-        assert time.monotonic() - started < 0.3
-        ticket = await tasks[0]
-        await limiter.release(ticket, sent=True)
+            assert error.retry_after is not None and 2.5 < error.retry_after <= 6.0
+        assert time.monotonic() - started < 1.0
+        assert not tasks[0].done()  # the first waits for its slot
+        tasks[0].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
 
 
 async def test_after_a_hostile_429_a_client_on_redis_recovers(redis_url: str) -> None:
