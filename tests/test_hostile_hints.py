@@ -453,3 +453,20 @@ async def test_the_limiters_own_retry_after_is_capped_at_its_longest_hold() -> N
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_a_spent_budget_fails_the_waiters_it_delays_beyond_their_max_wait() -> None:
+    limiter = RateLimiter([(1, 30.0)])
+    assert limiter.try_acquire()  # in flight
+    waiter = asyncio.ensure_future(limiter.acquire(max_wait=50))
+    await asyncio.sleep(0.01)
+    assert limiter.snapshot().waiting == 1
+    started = time.monotonic()
+    # Its answer says the team's budget is spent for the next hour (someone else spends it).
+    headers = _budget_headers(0, str(int(time.time() + 3600)))
+    limiter.release_nowait(None, sent=True, status=200, headers=headers)
+    with pytest.raises(RateLimitError) as info:
+        await asyncio.wait_for(waiter, 1)
+    assert time.monotonic() - started < 0.5
+    assert info.value.retry_after is not None and 3590 < info.value.retry_after <= 3600
+    assert "server's budget" in str(info.value)
