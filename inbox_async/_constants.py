@@ -36,6 +36,12 @@ DEFAULT_RATE_LIMITS: Final = ((300, 60.0), (10_000, 3600.0), (100_000, 86_400.0)
 # RedisRateLimiter: the longest one Redis round trip (connect included) may take. A healthy
 # Redis answers in milliseconds; past this, the caller gets APIConnectionError instead of a hang.
 DEFAULT_REDIS_TIMEOUT: Final = 3.0
+# No server hint (Retry-After, X-RateLimit-Reset) holds requests back longer than this, nor
+# longer than the longest local window if that is longer: every window has slid by then.
+MAX_SERVER_WAIT: Final = 86_400.0
+# While a hint holds requests back for longer than this, one probe request goes about this often,
+# so that a server that answers normally again is noticed without a restart.
+PROBE_INTERVAL: Final = 60.0
 
 USER_AGENT: Final = "inbox-async/0.1"
 # Header names the SDK reads from every response, as istr: a case-insensitive lookup by istr

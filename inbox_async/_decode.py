@@ -11,12 +11,9 @@ usable. The repair costs a few passes over the body however many fields are wron
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import html
 import itertools
-import math
 import re
-import time
 import types
 import typing
 from typing import Annotated, Any, Final, TypeVar
@@ -29,9 +26,10 @@ from ._exceptions import (
     RateLimitError,
     status_error_class,
 )
+from ._headers import parse_retry_after
 from ._types import Response
 
-__all__ = ["decode", "parse_retry_after", "status_error"]
+__all__ = ["decode", "status_error"]
 
 T = TypeVar("T")
 
@@ -488,24 +486,3 @@ def _summarise(response: Response) -> str:
         text = body[:300].decode("utf-8", "replace")
     text = " ".join(html.unescape(_TAG_RE.sub(" ", text)).split())
     return f"HTTP {response.status}: {text[:200]}" if text else f"HTTP {response.status}"
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)

@@ -11,11 +11,18 @@ Inbox limits a whole team with several sliding windows enforced together (300/mi
   server says remains, counting what is already in flight; once that budget is spent, callers
   wait for the reset, then one probe request refreshes it;
 - closes one gate for every caller on a 429, until `Retry-After` (plus jitter) has passed;
+- holds nothing back for longer than a day (or its longest window, if longer), whatever a
+  header says, and while a hint holds requests back for more than a minute, lets one probe
+  request through about once a minute: a 2xx answer to it reopens the gate and forgets the
+  server's budget, for every caller;
 - serves waiters first come, first served, from one timer, so thousands of waiting tasks cost
   one wake-up per granted slot rather than a stampede.
 
 A wait longer than the caller's `max_wait` is not waited out: `RateLimitError` is raised at once
-with `.retry_after` set, which is what a web handler with a deadline wants.
+with `.retry_after` set, which is what a web handler with a deadline wants. The wait is judged
+from the caller's place in the queue (the k-th waiter needs the k-th slot to free up), again
+for those already waiting when a 429 or a spent budget makes their wait longer, and a waiter that
+does reach its `max_wait` reports how much longer it would have had to wait.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import sys
 import time
 from array import array
@@ -34,12 +40,14 @@ from typing import Final, Literal
 
 from ._constants import (
     DEFAULT_RATE_LIMITS,
+    DEFAULT_TIMEOUT,
+    PROBE_INTERVAL,
     RATE_LIMIT_HEADER,
     RATE_REMAINING_HEADER,
     RATE_RESET_HEADER,
 )
-from ._decode import parse_retry_after
 from ._exceptions import CLIENT_RATE_LIMITED, RateLimitError
+from ._headers import MAX_COUNT, gate_jitter, hold_cap, parse_count, parse_reset, parse_retry_after
 from ._log import logger
 
 __all__ = [
@@ -49,12 +57,14 @@ __all__ = [
     "ThrottleReason",
     "WindowState",
     "check_limits",
+    "check_probe_interval",
 ]
 
 ThrottleReason = Literal["window", "server", "gate"]
 
-# When the server's budget is spent and no fresher header came, probe again after this long.
-_PROBE_INTERVAL: Final = 1.0
+# When the server's budget is spent and no fresher header came (or a 429 said nothing of how
+# long to wait), look again after this long.
+_RECHECK: Final = 1.0
 # The limiter's clock, whatever the event loop: expiries, the gate and the budget's reset are
 # all read from it, and timers are armed with a delay rather than a loop time. Reading it needs
 # no loop lookup (asyncio.get_running_loop() costs a getpid() system call on Python 3.11).
@@ -63,6 +73,41 @@ _now: Final = time.monotonic
 _TRIM_BATCH: Final = 1024
 # The headroom of a limiter without local windows: never runs out.
 _NO_WINDOW: Final = sys.maxsize
+# Waiters already queued are judged again when a hint holds them back at least this much longer
+# than when they were last judged: each 429 of a burst moves the gate by its jitter only.
+_RECHECK_STEP: Final = 1.0
+
+
+class _ProbeTicket:
+    """What `acquire` returns for a probe request, so that its answer can be told apart."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<rate-limit probe>"
+
+
+_PROBE: Final = _ProbeTicket()
+
+
+class _Waiter:
+    """One caller waiting for a slot."""
+
+    __slots__ = ("deadline", "future", "max_wait", "queued", "timeout")
+
+    def __init__(
+        self,
+        future: asyncio.Future[object],
+        deadline: float,
+        max_wait: float,
+        timeout: float | None,
+    ) -> None:
+        self.future = future
+        self.deadline = deadline
+        self.max_wait = max_wait
+        self.timeout = timeout
+        self.queued = False
+        """Whether it is counted in the queue (`RateLimiter._queued`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +258,17 @@ class RateLimiter:
         "_gate_until",
         "_headroom",
         "_in_flight",
+        "_judged_hold",
         "_limit_text",
         "_log",
+        "_max_hold",
         "_on_throttle",
+        "_probe_at",
+        "_probe_interval",
+        "_probe_out_until",
+        "_probe_waiter",
+        "_queued",
+        "_rejudge",
         "_reset_text",
         "_same_size_window",
         "_server_limit",
@@ -228,6 +281,7 @@ class RateLimiter:
         "_timer_loop",
         "_waiters",
         "_waiting",
+        "_warned_reset",
         "_windows",
     )
 
@@ -237,6 +291,7 @@ class RateLimiter:
         *,
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         gate_jitter: float = 1.0,
+        probe_interval: float = PROBE_INTERVAL,
     ) -> None:
         """`limits` are `(requests, seconds)` sliding windows; None keeps only the server sync."""
         self._log = _AnswerLog()
@@ -249,11 +304,17 @@ class RateLimiter:
         if not isinstance(gate_jitter, (int, float)) or gate_jitter < 0:
             raise ValueError("gate_jitter must be a number >= 0")
         self._gate_jitter = float(gate_jitter)
+        self._probe_interval = check_probe_interval(probe_interval)
+        self._max_hold = hold_cap(w.seconds for w in self._windows)
         # Slots free in every window, at least: it only shrinks as slots are taken, and is
         # counted again from the windows when it reaches 0. While it is positive, a request
         # takes a slot without reading the clock or visiting the windows.
         self._headroom = _NO_WINDOW if not self._windows else 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[_Waiter] = deque()
+        self._queued = 0
+        """Waiters in `_waiters` still waiting (finished ones leave it lazily)."""
+        self._probe_waiter: _Waiter | None = None
+        """A caller whose only chance within its max_wait is the next probe."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._timer_loop: asyncio.AbstractEventLoop | None = None
@@ -261,6 +322,12 @@ class RateLimiter:
         self._gate_until = 0.0
         self._budget: int | None = None
         self._budget_until = 0.0
+        self._probe_at = math.inf
+        """When the next probe may go, while a long hold lasts (inf: none due)."""
+        self._probe_out_until = 0.0
+        """While a probe is out: when its lease ends, should its answer never come back."""
+        self._judged_hold = 0.0
+        self._rejudge = False
         self._server_limit: int | None = None
         self._server_remaining: int | None = None
         self._server_reset: float | None = None
@@ -269,6 +336,7 @@ class RateLimiter:
         self._limit_text: str | None = None
         self._reset_text: str | None = None
         self._same_size_window: _Window | None = None
+        self._warned_reset = False
         self._waiting = 0
         self._throttled_since = 0.0
         self._throttled_total = 0.0
@@ -286,10 +354,14 @@ class RateLimiter:
 
     # -- the calls the transport makes for each attempt ---------------------------------------
 
-    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> None:
-        """Wait for a slot under every window, the server's budget and the gate."""
-        if not self.try_acquire():
-            await self._wait(asyncio.get_running_loop(), _now(), max_wait)
+    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> object:
+        """Wait for a slot under every window, the server's budget and the gate.
+
+        Returns the ticket to hand back to `release`: None, or a probe's ticket.
+        """
+        if self.try_acquire():
+            return None
+        return await self._wait(asyncio.get_running_loop(), _now(), max_wait, timeout)
 
     async def release(
         self,
@@ -308,7 +380,8 @@ class RateLimiter:
         """Take a slot if one is free now, without waiting; False when the caller must wait.
 
         `acquire` starts with this. The transport calls it directly, so the common case
-        (a slot is free) costs no coroutine.
+        (a slot is free) costs no coroutine. A probe is never granted here: it needs the ticket
+        that only `acquire` returns.
         """
         if self._waiters:
             return False  # first come, first served: queue behind those already waiting
@@ -333,6 +406,8 @@ class RateLimiter:
     ) -> None:
         """`release` without a coroutine: the local limiter never has to wait to release."""
         now = _now()
+        if ticket is not None:
+            self._probe_answered(now, ticket, sent, status)
         if headers is not None:
             self._observe(now, status, headers)
         if sent:
@@ -341,7 +416,7 @@ class RateLimiter:
                 self._log.times.append(now)
         else:
             self._untake()  # it never left: nothing for the windows to count
-        if self._waiters:
+        if self._waiters or self._probe_waiter is not None:
             self._dispatch(asyncio.get_running_loop())
 
     def snapshot(self) -> RateLimitSnapshot:
@@ -404,9 +479,11 @@ class RateLimiter:
             if now >= self._budget_until:
                 # The reset has passed: let one request through to learn the new budget.
                 self._budget = 1
-                self._budget_until = now + _PROBE_INTERVAL
+                self._budget_until = now + _RECHECK
             elif self._budget_until > ready:
                 ready, reason = self._budget_until, "server"
+        if self._probe_at != math.inf and self._hold_end(now) <= now:
+            self._probe_at = math.inf  # the hold is over: the next one starts its own minute
         return ready, reason
 
     def _take(self) -> None:
@@ -422,26 +499,126 @@ class RateLimiter:
         if self._budget is not None:
             self._budget += 1
 
-    async def _wait(self, loop: asyncio.AbstractEventLoop, now: float, max_wait: float) -> None:
-        ready, reason = self._ready_at(now)
-        estimate = None if ready is None else ready - now
-        if estimate is not None and estimate > max_wait:
-            raise _too_long(estimate, max_wait, reason)
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(future)
+    # -- how long a caller has to wait --------------------------------------------------------
+
+    def _hold_end(self, now: float) -> float:
+        """When the gate and the server's budget both let requests go again (<= now: they do)."""
+        hold = self._gate_until
+        budget = self._budget
+        if budget is not None and budget <= 0 and self._budget_until > hold:
+            hold = self._budget_until
+        return hold if hold > now else 0.0
+
+    def _eta(
+        self, now: float, position: int, *, holds: bool = True
+    ) -> tuple[float, ThrottleReason]:
+        """The earliest the waiter `position` places from the front can get a slot.
+
+        In a full window the answered requests free their slots first, oldest first, one window
+        after their answers. The requests in flight come next: they may yet be handed back
+        unsent, so no wait is claimed for them. A slot taken by a waiter ahead frees a window
+        after it was taken at the soonest, so `limit` slots serve each `limit` waiters a window
+        apart. The gate and the server's budget hold everyone.
+        """
+        eta = now
+        reason: ThrottleReason = "window"
+        if holds and self._gate_until > eta:
+            eta, reason = self._gate_until, "gate"
+        budget = self._budget if holds else None
+        if budget is not None:
+            if budget <= 0:
+                if self._budget_until > eta:
+                    eta, reason = self._budget_until, "server"
+            elif position >= budget and self._server_reset is not None:
+                # The server lets `budget` more through before its window resets.
+                wait = min(self._max_hold, max(0.0, self._server_reset - time.time()))
+                if now + wait > eta:
+                    eta, reason = now + wait, "server"
+        if self._windows:
+            self._purge(now)
+            in_flight = self._in_flight
+            times = self._log.times
+            offset = self._log.offset
+            for window in self._windows:
+                limit, seconds = window.limit, window.seconds
+                answered = window.answered()
+                index = position - (limit - in_flight - answered)
+                if index < 0:
+                    continue  # a slot is free for it in this window
+                held = in_flight + answered
+                rounds = 0
+                if index >= held:
+                    rounds = (index - held) // limit + 1
+                    index -= rounds * limit
+                if index < 0:
+                    at = now
+                elif index < answered:
+                    at = times[window.start - offset + index] + seconds
+                else:
+                    at = now  # a request in flight: it may come back unsent
+                at += rounds * seconds
+                if at > eta:
+                    eta, reason = at, "window"
+        return eta, reason
+
+    def _probe_eta(self, now: float) -> float | None:
+        """When the next probe could go, if the hold will still be long then; None if not."""
+        hold = self._hold_end(now)
+        if not hold:
+            return None
+        at = max(now, self._probe_at)
+        if self._probe_out_until > now:
+            # One probe at a time: the next goes a minute after this one's answer (which may
+            # come at any moment), or once its lease ends if its answer never comes back.
+            at = max(at, min(now + self._probe_interval, self._probe_out_until))
+        if self._windows:
+            at = max(at, self._eta(now, 0, holds=False)[0])
+        return at if hold - at > self._probe_interval else None
+
+    def _probe_lease(self, timeout: float | None) -> float:
+        """How long a probe counts as in flight should its answer never be handed back."""
+        return self._probe_interval + (DEFAULT_TIMEOUT if timeout is None else timeout)
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    async def _wait(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        now: float,
+        max_wait: float,
+        timeout: float | None,
+    ) -> object:
+        eta, reason = self._eta(now, self._queued)
+        waiter = _Waiter(loop.create_future(), now + max_wait, max_wait, timeout)
+        if eta - now > max_wait:
+            # Only the next probe could let it through in time, and only one caller can count
+            # on that: the others are told the wait they can already be told.
+            probe = self._probe_eta(now)
+            if self._probe_waiter is not None or probe is None or probe - now > max_wait:
+                raise self._too_long(eta - now, max_wait, reason)
+            self._probe_waiter = waiter
+        else:
+            self._waiters.append(waiter)
+            waiter.queued = True
+            self._queued += 1
         self._waiting += 1
         if self._waiting == 1:
             self._throttled_since = now
-            self._throttled(reason, estimate)
-        deadline = loop.call_later(max_wait, _expire, future, max_wait, reason)
+            self._throttled(reason, eta - now)
+        deadline = loop.call_later(max_wait, self._expire, waiter)
         self._dispatch(loop)
+        future = waiter.future
         try:
-            await future
+            return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled() and future.exception() is None:
                 # The slot was granted just as the caller gave up: hand it back unused.
+                if future.result() is _PROBE:
+                    self._probe_out_until = 0.0  # still due: the next caller probes
                 self._untake()
                 self._dispatch(loop)
+            else:
+                self._leave(waiter)
             raise
         finally:
             deadline.cancel()
@@ -449,24 +626,108 @@ class RateLimiter:
             if self._waiting == 0:
                 self._throttled_total += _now() - self._throttled_since
 
+    def _too_long(self, wait: float, max_wait: float, reason: ThrottleReason) -> RateLimitError:
+        # Beyond the longest hold every window has slid and every hint has lapsed: a wait
+        # reckoned further than that (many rounds of a window) is not told as such.
+        return _too_long(min(max(0.0, wait), self._max_hold), max_wait, reason)
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """Take a waiter out of the count of those still waiting (its entry goes lazily)."""
+        if waiter.queued:
+            waiter.queued = False
+            self._queued -= 1
+        if waiter is self._probe_waiter:
+            self._probe_waiter = None
+
+    def _settle(self, waiter: _Waiter, ticket: object, error: RateLimitError | None) -> None:
+        self._leave(waiter)
+        if error is None:
+            waiter.future.set_result(ticket)
+        else:
+            waiter.future.set_exception(error)
+
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Grant slots to waiters in arrival order; arm the timer for the next one."""
         waiters = self._waiters
         now = _now()
-        while waiters:
-            head = waiters[0]
-            if head.done():
+        if self._rejudge:
+            self._rejudge = False
+            self._judge(now)
+        while True:
+            while waiters and waiters[0].future.done():
                 waiters.popleft()
-                continue
-            ready, _ = self._ready_at(now)
-            if ready is None:
-                return  # a response (release) will call again
-            if ready > now:
-                self._arm(loop, ready)
+            probe_waiter = self._probe_waiter
+            if probe_waiter is not None and probe_waiter.future.done():
+                self._probe_waiter = probe_waiter = None
+            if not waiters and probe_waiter is None:
                 return
-            waiters.popleft()
-            self._take()
-            head.set_result(None)
+            ready, _ = self._ready_at(now)
+            if ready is not None and ready <= now:
+                waiter = waiters.popleft() if waiters else probe_waiter
+                assert waiter is not None
+                self._take()
+                self._settle(waiter, None, None)
+                continue
+            probe = self._probe_eta(now)
+            if probe is not None and probe <= now:
+                # The caller that can count on nothing else goes first.
+                waiter = probe_waiter if probe_waiter is not None else waiters.popleft()
+                self._take()
+                self._probe_out_until = now + self._probe_lease(waiter.timeout)
+                self._settle(waiter, _PROBE, None)
+                continue
+            if ready is None:
+                if probe is None:
+                    return  # a response (release) will call again
+                ready = probe
+            elif probe is not None:
+                ready = min(ready, probe)
+            self._arm(loop, ready)
+            return
+
+    def _judge(self, now: float) -> None:
+        """Fail at once the waiters that a longer hold makes wait beyond their max_wait."""
+        survivors: deque[_Waiter] = deque()
+        position = 0
+        for waiter in self._waiters:
+            if waiter.future.done():
+                continue
+            eta, reason = self._eta(now, position)
+            if eta > waiter.deadline:
+                if self._probe_waiter is None:
+                    probe = self._probe_eta(now)
+                    if probe is not None and probe <= waiter.deadline:
+                        self._leave(waiter)
+                        self._probe_waiter = waiter
+                        continue
+                self._settle(waiter, None, self._too_long(eta - now, waiter.max_wait, reason))
+                continue
+            survivors.append(waiter)
+            position += 1
+        self._waiters.clear()
+        self._waiters.extend(survivors)
+
+    def _expire(self, waiter: _Waiter) -> None:
+        if waiter.future.done():
+            return
+        now = _now()
+        if waiter is self._probe_waiter:
+            eta, reason = self._eta(now, 0)
+            probe = self._probe_eta(now)
+            if probe is not None and probe < eta:
+                eta = probe
+        else:
+            waiters = self._waiters
+            while waiters and waiters[0].future.done():
+                waiters.popleft()
+            position = 0
+            for other in waiters:
+                if other is waiter:
+                    break
+                if not other.future.done():
+                    position += 1
+            eta, reason = self._eta(now, position)
+        self._settle(waiter, None, self._too_long(eta - now, waiter.max_wait, reason))
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         if self._timer is not None:
@@ -484,23 +745,56 @@ class RateLimiter:
         self._timer_at = math.inf
         self._dispatch(loop)
 
+    # -- what the server said -----------------------------------------------------------------
+
+    def _probe_answered(self, now: float, ticket: object, sent: bool, status: int | None) -> None:
+        if ticket is not _PROBE:
+            return
+        self._probe_out_until = 0.0
+        if not sent:
+            return  # it never left: still due, the next caller probes
+        if status is not None and 200 <= status < 300:
+            # The server answers normally: whatever held requests back no longer does.
+            self._gate_until = 0.0
+            self._budget = None
+            self._budget_until = 0.0
+            self._probe_at = math.inf
+            self._judged_hold = 0.0
+        else:
+            self._probe_at = now + self._probe_interval
+
+    def _held(self, now: float, was_held: float) -> None:
+        """A hint now holds requests back: schedule the probe, judge the waiters again."""
+        hold = self._hold_end(now)
+        if not was_held or self._probe_at == math.inf:
+            self._probe_at = now + self._probe_interval
+            self._judged_hold = 0.0
+        if hold > self._judged_hold + _RECHECK_STEP:
+            self._judged_hold = hold
+            self._rejudge = True
+
     def _observe(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         text = headers.get(RATE_REMAINING_HEADER)
-        try:
-            remaining = None if text is None else int(text)
-        except ValueError:
-            remaining = _int_header(text)  # "12.0" and the like
+        if text is None:
+            remaining = None
+        else:
+            try:
+                remaining = int(text)
+            except ValueError:
+                remaining = None
+            if remaining is None or not 0 <= remaining <= MAX_COUNT:
+                remaining = parse_count(text)  # "12.0", "-1", "1e30" and the like
         if remaining is not None:
             self._server_remaining = remaining
             limit_text = headers.get(RATE_LIMIT_HEADER)
             if limit_text != self._limit_text:
                 self._limit_text = limit_text
-                self._server_limit = limit = _int_header(limit_text)
+                self._server_limit = limit = parse_count(limit_text)
                 self._same_size_window = next((w for w in self._windows if w.limit == limit), None)
             reset_text = headers.get(RATE_RESET_HEADER)
             if reset_text != self._reset_text:
                 self._reset_text = reset_text
-                self._server_reset = _float_header(reset_text)
+                self._server_reset = self._read_reset(reset_text)
             reset = self._server_reset
             if self._local_window_is_stricter(now, remaining):
                 # Our own window of the same size already counts at least what the server
@@ -511,12 +805,28 @@ class RateLimiter:
                 return
             # Requests still in flight (other than this one) may be counted after this answer.
             budget = max(0, remaining - (self._in_flight - 1))
-            self._budget = budget
             if budget <= 0:
-                wait = _PROBE_INTERVAL if reset is None else max(0.0, reset - time.time())
-                self._budget_until = now + wait
+                was_held = self._hold_end(now)
+                wait = _RECHECK if reset is None else max(0.0, reset - time.time())
+                self._budget = budget
+                self._budget_until = now + min(wait, self._max_hold)
+                self._held(now, was_held)
+            else:
+                self._budget = budget
         if status == 429:
             self._observe_429(now, status, headers)
+
+    def _read_reset(self, text: str | None) -> float | None:
+        reset = parse_reset(text, horizon=self._max_hold)
+        if reset is None and text and not self._warned_reset:
+            self._warned_reset = True
+            logger.warning(
+                "rate limit: ignoring X-RateLimit-Reset %r: not a Unix time (in seconds or "
+                "milliseconds) within %g s",
+                text[:40],
+                self._max_hold,
+            )
+        return reset
 
     def _local_window_is_stricter(self, now: float, server_remaining: int) -> bool:
         """Whether a local window of the server's size counts no fewer requests than it does.
@@ -532,13 +842,15 @@ class RateLimiter:
 
     def _observe_429(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         if status == 429:
-            retry_after = parse_retry_after(headers.get("Retry-After"))
+            retry_after = parse_retry_after(headers.get("Retry-After"), cap=self._max_hold)
             if retry_after is None:
-                retry_after = _PROBE_INTERVAL
-            jitter = random.uniform(0, min(self._gate_jitter, 0.1 * retry_after + 0.05))
-            until = now + retry_after + jitter
+                retry_after = _RECHECK
+            hold = min(retry_after + gate_jitter(retry_after, self._gate_jitter), self._max_hold)
+            until = now + hold
             if until > self._gate_until:
+                was_held = self._hold_end(now)
                 self._gate_until = until
+                self._held(now, was_held)
                 self._throttled("gate", retry_after)
 
     def _throttled(self, reason: ThrottleReason, wait: float | None) -> None:
@@ -550,9 +862,16 @@ class RateLimiter:
             self._on_throttle(ThrottleEvent(reason, wait, max(1, waiting)))
 
 
-def _expire(future: asyncio.Future[None], max_wait: float, reason: ThrottleReason) -> None:
-    if not future.done():
-        future.set_exception(_too_long(max_wait, max_wait, reason))
+def check_probe_interval(value: float) -> float:
+    """Validate a probe interval: seconds, positive and finite."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"probe_interval must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _too_long(wait: float, max_wait: float, reason: ThrottleReason) -> RateLimitError:
@@ -563,26 +882,3 @@ def _too_long(wait: float, max_wait: float, reason: ThrottleReason) -> RateLimit
         code=CLIENT_RATE_LIMITED,
         retry_after=wait,
     )
-
-
-def _int_header(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)  # the usual form; "12.0" and the like take the slower way below
-    except ValueError:
-        pass
-    try:
-        return int(float(value))
-    except (ValueError, OverflowError):
-        return None
-
-
-def _float_header(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        parsed = float(value)
-    except ValueError:
-        return None
-    return parsed if math.isfinite(parsed) else None

@@ -16,6 +16,11 @@ Every Redis round trip is bounded by `redis_timeout` (and by the request's own t
 is shorter), also on a borrowed client whose socket timeouts are its owner's: a stuck Redis costs
 a caller seconds, not a hang. Redis failures are raised as `APIConnectionError` whose message
 names the server without its password, with nothing of redis-py's exception attached.
+
+The gate never lives longer than a day (or the longest window, if longer), whatever Retry-After
+says. While it has more than a minute to run, one probe request may go about once a minute,
+across every process: the acquire script takes a probe lease (`SET NX PX`), and the release of a
+2xx probe deletes the gate, reopening it for everyone.
 """
 
 from __future__ import annotations
@@ -32,15 +37,16 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ._config import check_timeout
-from ._constants import DEFAULT_RATE_LIMITS, DEFAULT_REDIS_TIMEOUT
-from ._decode import parse_retry_after
+from ._constants import DEFAULT_RATE_LIMITS, DEFAULT_REDIS_TIMEOUT, PROBE_INTERVAL
 from ._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
+from ._headers import gate_jitter, hold_cap, parse_count, parse_reset, parse_retry_after
 from ._limiter import (
     RateLimitSnapshot,
     ThrottleEvent,
     ThrottleReason,
     WindowState,
     check_limits,
+    check_probe_interval,
 )
 from ._log import logger
 
@@ -66,18 +72,26 @@ _HOLD_MARGIN: Final = 5.0
 # retry stage's backoff, unlike every other Redis failure (see _failure).
 _TRANSIENT: Final = (BusyLoadingError, TryAgainError)
 
-# KEYS: window keys..., gate key. ARGV: member id, hold seconds, then (limit, seconds) per window.
-# Returns {granted (0/1), wait seconds (string), reason, in-use count per window...}.
+# KEYS: window keys..., gate key, probe key. ARGV: member id, hold seconds, (limit, seconds) per
+# window, then callers of this process waiting ahead, probe interval, longest gate (seconds).
+# Returns {granted (0, 1, or 2 for a probe), wait seconds (string), reason, in-use count per
+# window..., expected wait counting the callers ahead (string), seconds until a probe may go
+# (string, -1: none)}.
 _ACQUIRE: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local n = #KEYS - 1
+local n = #KEYS - 2
+local ahead = tonumber(ARGV[3 + 2 * n])
+local interval = tonumber(ARGV[4 + 2 * n])
+local cap = tonumber(ARGV[5 + 2 * n])
 local counts = {}
-local gate = tonumber(redis.call('GET', KEYS[n + 1]) or '0')
+-- A gate written by anything (an older version, a hand) holds no longer than the cap.
+local gate = math.min(tonumber(redis.call('GET', KEYS[n + 1]) or '0') or 0, now + cap)
 local wait, reason = 0, ''
-if gate > now then wait, reason = gate - now, 'gate' end
+local eta = 0
 for i = 1, n do
   local limit = tonumber(ARGV[1 + 2 * i])
+  local seconds = tonumber(ARGV[2 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   local used = redis.call('ZCARD', KEYS[i])
   counts[i] = used
@@ -87,15 +101,51 @@ for i = 1, n do
     local r = 'window'
     if string.sub(first[1], 1, 2) == 'f:' then r = 'inflight' end
     if w > wait then wait, reason = w, r end
+    -- With `ahead` callers of this process before it, it needs a later slot: answered
+    -- slots free at their score; one in flight may come back unsent, so no wait is claimed
+    -- for it; each `limit` slots further on come a window later at the soonest.
+    local index = used - limit + ahead
+    local rounds = 0
+    if index >= used then
+      rounds = math.floor((index - used) / limit) + 1
+      index = index - rounds * limit
+    end
+    local e = rounds * seconds
+    if index >= 0 then
+      local entry = redis.call('ZRANGE', KEYS[i], index, index, 'WITHSCORES')
+      if string.sub(entry[1], 1, 2) == 'd:' then e = e + tonumber(entry[2]) - now end
+    end
+    if e > eta then eta = e end
+  end
+end
+local probe_in = -1
+if gate > now then
+  if wait <= 0 and gate - now > interval then
+    -- Windows allow it and the gate has more than a probe interval to run: one probe at a
+    -- time, across every process, about once an interval.
+    local lease = math.ceil(tonumber(ARGV[2]) * 1000)
+    if redis.call('SET', KEYS[n + 2], ARGV[1], 'NX', 'PX', lease) then
+      wait = -1
+    end
+  end
+  if wait >= 0 then
+    if gate - now > wait then wait, reason = gate - now, 'gate' end
+    if gate - now > eta then eta = gate - now end
+    local pttl = redis.call('PTTL', KEYS[n + 2])
+    if pttl == -2 then pttl = 0 end
+    if pttl >= 0 and gate - now - pttl / 1000 > interval then probe_in = pttl / 1000 end
   end
 end
 if wait > 0 then
   local out = {0, tostring(wait), reason}
   for i = 1, n do out[#out + 1] = counts[i] end
+  out[#out + 1] = tostring(eta)
+  out[#out + 1] = tostring(probe_in)
   return out
 end
 local hold = tonumber(ARGV[2])
 local out = {1, '0', ''}
+if wait < 0 then out[1] = 2 end
 for i = 1, n do
   local seconds = tonumber(ARGV[2 + 2 * i])
   redis.call('ZADD', KEYS[i], now + seconds + hold, 'f:' .. ARGV[1])
@@ -104,15 +154,17 @@ for i = 1, n do
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
   out[#out + 1] = counts[i] + 1
 end
+out[#out + 1] = '0'
+out[#out + 1] = '-1'
 return out
 """
 
-# KEYS: window keys..., gate key. ARGV: member id, sent (0/1), gate seconds (0: none),
-# then seconds per window.
+# KEYS: window keys..., gate key, probe key. ARGV: member id, sent (0/1), gate seconds (0: none),
+# seconds per window, then probe (0/1), answered 2xx (0/1), probe interval in ms.
 _RELEASE: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local n = #KEYS - 1
+local n = #KEYS - 2
 for i = 1, n do
   redis.call('ZREM', KEYS[i], 'f:' .. ARGV[1])
   if ARGV[2] == '1' then
@@ -124,12 +176,29 @@ for i = 1, n do
     if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
+local interval_ms = tonumber(ARGV[6 + n])
+if ARGV[4 + n] == '1' then
+  local mine = redis.call('GET', KEYS[n + 2]) == ARGV[1]
+  if ARGV[2] == '1' and ARGV[5 + n] == '1' then
+    -- The server answers normally again: reopen the gate for every process.
+    redis.call('DEL', KEYS[n + 1])
+    if mine then redis.call('DEL', KEYS[n + 2]) end
+  elseif mine then
+    if ARGV[2] == '1' then
+      redis.call('SET', KEYS[n + 2], 'wait', 'PX', interval_ms)
+    else
+      redis.call('DEL', KEYS[n + 2])  -- it never left: the next caller probes
+    end
+  end
+end
 local gate_for = tonumber(ARGV[3])
 if gate_for > 0 then
-  local current = tonumber(redis.call('GET', KEYS[n + 1]) or '0')
+  local current = tonumber(redis.call('GET', KEYS[n + 1]) or '0') or 0
   if now + gate_for > current then
-    local ttl = math.ceil(gate_for * 1000) + 1000
-    redis.call('SET', KEYS[n + 1], tostring(now + gate_for), 'PX', ttl)
+    -- The key lives exactly as long as the gate it holds (the caller capped that).
+    redis.call('SET', KEYS[n + 1], tostring(now + gate_for), 'PX', math.ceil(gate_for * 1000))
+    -- The first probe goes an interval after the gate closed.
+    redis.call('SET', KEYS[n + 2], 'wait', 'NX', 'PX', interval_ms)
   end
 end
 return 1
@@ -155,13 +224,16 @@ class RedisRateLimiter:
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         gate_jitter: float = 1.0,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
+        probe_interval: float = PROBE_INTERVAL,
     ) -> None:
         """Connect by `url` (owned, closed by aclose) or pass a `redis.asyncio.Redis` (borrowed).
 
         `redis_timeout` bounds each Redis round trip, connecting included.
         """
         try:
-            self._setup(url, limits, key, redis, on_throttle, gate_jitter, redis_timeout)
+            self._setup(
+                url, limits, key, redis, on_throttle, gate_jitter, redis_timeout, probe_interval
+            )
         except (TypeError, ValueError) as exc:
             # Tracebacks with locals render this frame: the URL (and its password) leaves it,
             # and the frames below, which hold it too, are cut.
@@ -177,6 +249,7 @@ class RedisRateLimiter:
         on_throttle: Callable[[ThrottleEvent], None] | None,
         gate_jitter: float,
         redis_timeout: float,
+        probe_interval: float,
     ) -> None:
         windows = check_limits(limits, "limits")
         if not windows:
@@ -209,10 +282,20 @@ class RedisRateLimiter:
         tag = "{" + key + "}"
         self._keys = [f"{tag}:w{i}:{n}/{s:g}" for i, (n, s) in enumerate(windows)]
         self._keys.append(f"{tag}:gate")
+        self._keys.append(f"{tag}:probe")
         self._acquire_script = self._redis.register_script(_ACQUIRE)
         self._release_script = self._redis.register_script(_RELEASE)
         self._on_throttle = on_throttle
         self._gate_jitter = float(gate_jitter)
+        self._probe_interval = check_probe_interval(probe_interval)
+        self._max_hold = hold_cap(seconds for _, seconds in windows)
+        self._probes: set[str] = set()
+        """Tickets of this process's probes in flight."""
+        self._probe_waiter = False
+        """Whether a caller of this process waits for the next probe."""
+        self._pending = 0
+        """Callers of this process inside `acquire`."""
+        self._warned_reset = False
         self._prefix = f"{os.getpid()}.{random.getrandbits(48):x}."
         self._ids = count()
         self._counts: list[int] = [0] * len(windows)
@@ -232,7 +315,7 @@ class RedisRateLimiter:
         # Works on a half-built limiter too: tracebacks with locals render the constructor's.
         if not hasattr(self, "_keys"):
             return "RedisRateLimiter(<not constructed>)"
-        return f"RedisRateLimiter({list(self._windows)!r}, key={self._keys[-1][:-5]!r})"
+        return f"RedisRateLimiter({list(self._windows)!r}, key={self._keys[-2][:-5]!r})"
 
     async def aclose(self) -> None:
         """Close the Redis connection if this limiter opened it."""
@@ -254,18 +337,35 @@ class RedisRateLimiter:
         args: list[Any] = [member, hold]
         for limit, seconds in self._windows:
             args += [limit, seconds]
+        args += [0, self._probe_interval, self._max_hold]
         waited = False
+        probing = False  # this caller waits for the next probe
+        # The callers of this process that came first and still wait are ahead of this one.
+        ahead = self._pending
+        self._pending += 1
         try:
             while True:
-                granted, wait, reason = await self._run_acquire(args, timeout)
+                ahead = args[-3] = min(ahead, self._pending - 1)
+                granted, wait, reason, eta, probe_in = await self._run_acquire(args, timeout)
                 if granted:
                     self._in_flight += 1
+                    if granted == 2:
+                        self._probes.add(member)
+                    elif self._gate_until:
+                        self._gate_until = 0.0  # another process's probe may have reopened it
                     return member
                 elapsed = loop.time() - started
-                if reason != "inflight" and wait > max_wait - elapsed:
-                    raise _too_long(wait, max_wait)
+                left = max_wait - elapsed
                 if elapsed >= max_wait:
-                    raise _too_long(max_wait, max_wait)
+                    # A slot held in flight frees by its provisional expiry at the latest.
+                    raise _too_long(max(eta, wait), max_wait)
+                if eta > left:
+                    # Only the next probe could let it through in time; one caller of this
+                    # process counts on that, the others are told the wait at once.
+                    if not probing and (self._probe_waiter or probe_in is None or probe_in > left):
+                        raise _too_long(eta, max_wait)
+                    probing = self._probe_waiter = True
+                    wait, reason = (_POLL if probe_in is None else probe_in), "probe"
                 if not waited:
                     waited = True
                     self._waiting += 1
@@ -273,9 +373,13 @@ class RedisRateLimiter:
                         self._throttled_since = loop.time()
                     self._throttled(reason, None if reason == "inflight" else wait)
                 delay = min(wait, _POLL) if reason == "inflight" else wait
+                delay = min(delay, max(0.0, left))
                 # Processes told the same wait should not all come back in the same instant.
                 await asyncio.sleep(delay + random.uniform(0, min(0.02, 0.1 * delay + 0.001)))
         finally:
+            self._pending -= 1
+            if probing:
+                self._probe_waiter = False
             if waited:
                 self._waiting -= 1
                 if self._waiting == 0:
@@ -291,17 +395,24 @@ class RedisRateLimiter:
     ) -> None:
         """Re-score the slot to expire one window from now (or free it if never sent)."""
         self._in_flight -= 1
+        probe = ticket in self._probes
+        if probe:
+            self._probes.discard(ticket)
+        ok = status is not None and 200 <= status < 300
         gate_for = 0.0
+        if probe and sent and ok:
+            self._gate_until = 0.0
         if headers is not None:
             self._observe(headers)
             if status == 429:
-                retry_after = parse_retry_after(headers.get("Retry-After"))
+                retry_after = parse_retry_after(headers.get("Retry-After"), cap=self._max_hold)
                 base = 1.0 if retry_after is None else retry_after
-                gate_for = base + random.uniform(0, min(self._gate_jitter, 0.1 * base + 0.05))
+                gate_for = min(base + gate_jitter(base, self._gate_jitter), self._max_hold)
                 self._gate_until = time.monotonic() + gate_for
                 self._throttled("gate", base)
         args: list[Any] = [ticket, 1 if sent else 0, gate_for]
         args += [seconds for _, seconds in self._windows]
+        args += [1 if probe else 0, 1 if ok else 0, math.ceil(self._probe_interval * 1000)]
         try:
             # Bounded like every Redis call: the response is in, the caller must not wait on
             # a stuck Redis for its slot's bookkeeping.
@@ -332,7 +443,7 @@ class RedisRateLimiter:
 
     async def _run_acquire(
         self, args: list[Any], timeout: float | None = None
-    ) -> tuple[bool, float, str]:
+    ) -> tuple[int, float, str, float, float | None]:
         # A request's own timeout, when shorter, bounds its Redis round trips too: a caller
         # who said 2 s is not kept 3 s by a stuck Redis before anything is sent.
         limit = self._redis_timeout
@@ -341,9 +452,27 @@ class RedisRateLimiter:
         # A script that ran after all, its answer too late, holds a provisional slot that
         # expires on its own: the shared budget errs on the safe side.
         result = await self._call(self._acquire_script, args, limit)
-        self._counts = [int(c) for c in result[3:]]
-        reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
-        return bool(int(result[0])), float(result[1]), reason
+        n = len(self._windows)
+        try:
+            self._counts = [int(c) for c in result[3 : 3 + n]]
+            reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+            granted = int(result[0])
+            # Bounded before trusted: a wait is never negative nor longer than the longest hold.
+            wait = _bounded(float(result[1]), self._max_hold)
+            eta = _bounded(float(result[3 + n]), self._max_hold)
+            probe_in = float(result[4 + n])
+        except (IndexError, TypeError, ValueError) as exc:
+            raise APIConnectionError(
+                "rate limiter: Redis answered the acquire script with something unexpected",
+                request_sent=False,
+            ) from exc
+        return (
+            granted,
+            wait,
+            reason,
+            eta,
+            (_bounded(probe_in, self._max_hold) if probe_in >= 0 else None),
+        )
 
     async def _call(self, script: Any, args: list[Any], limit: float) -> Any:
         """Run a script in Redis within `limit` seconds, or raise the SDK's error for it."""
@@ -417,22 +546,23 @@ class RedisRateLimiter:
         return text
 
     def _observe(self, headers: Mapping[str, str]) -> None:
-        remaining = headers.get("X-RateLimit-Remaining")
+        remaining = parse_count(headers.get("X-RateLimit-Remaining"))
         if remaining is None:
             return
-        try:
-            limit = headers.get("X-RateLimit-Limit")
-            reset = headers.get("X-RateLimit-Reset")
-            self._server = (
-                int(float(limit)) if limit is not None else None,
-                int(float(remaining)),
-                float(reset) if reset is not None else None,
+        text = headers.get("X-RateLimit-Reset")
+        reset = parse_reset(text, horizon=self._max_hold)
+        if reset is None and text and not self._warned_reset:
+            self._warned_reset = True
+            logger.warning(
+                "rate limit (redis): ignoring X-RateLimit-Reset %r: not a Unix time (in seconds "
+                "or milliseconds) within %g s",
+                text[:40],
+                self._max_hold,
             )
-        except (ValueError, OverflowError):  # "inf" parses as a float, not as an int
-            return
+        self._server = (parse_count(headers.get("X-RateLimit-Limit")), remaining, reset)
 
     def _throttled(self, reason: str, wait: float | None) -> None:
-        shown: ThrottleReason = "gate" if reason == "gate" else "window"
+        shown: ThrottleReason = "gate" if reason in ("gate", "probe") else "window"
         if logger.isEnabledFor(logging.INFO):
             text = "until a slot frees" if wait is None else f"{wait:.2f} s"
             logger.info("rate limit (redis): callers wait %s for the %s", text, shown)
@@ -465,6 +595,10 @@ def _describe(client: Any) -> str:
         if kwargs.get("host"):
             return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
     return "the Redis client passed as redis="
+
+
+def _bounded(value: float, cap: float) -> float:
+    return min(max(value, 0.0), cap) if value == value else 0.0  # NaN: nothing known
 
 
 def _too_long(wait: float, max_wait: float) -> RateLimitError:

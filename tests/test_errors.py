@@ -16,7 +16,7 @@ from inbox_async import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from inbox_async._decode import parse_retry_after
+from inbox_async._headers import parse_retry_after
 from inbox_async.testing import FakeInboxServer, Fault
 
 from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -22,7 +21,6 @@ import tenacity
 from tenacity.wait import wait_base
 
 from .._constants import RETRY_JITTER, RETRY_MAX_DELAY
-from .._decode import parse_retry_after
 from .._exceptions import (
     CLIENT_RATE_LIMITED,
     APIConnectionError,
@@ -30,6 +28,7 @@ from .._exceptions import (
     InboxError,
     RateLimitError,
 )
+from .._headers import gate_jitter, parse_retry_after
 from .._log import logger
 from .._types import Handler, Request, Response
 
@@ -83,7 +82,7 @@ class wait_server_hint(wait_base):
         if hint is None:
             return self.fallback(retry_state)
         # Callers that were told the same Retry-After should not all come back at once.
-        return hint + random.uniform(0, min(1.0, 0.1 * hint + 0.05))
+        return hint + gate_jitter(hint)
 
 
 class RetryPolicy:
