@@ -170,7 +170,14 @@ def read_plan(
     codec = _codec(encoding)
     try:
         with path.open("rb") as raw:
-            bom = raw.read(3) == codecs.BOM_UTF8
+            start = raw.read(4)
+    except OSError as exc:
+        raise CsvError(f"cannot read {path}: {exc}") from exc
+    bom = start.startswith(codecs.BOM_UTF8)
+    if encoding is None and start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode Text" export: UTF-16 with a BOM, tab-delimited.
+        codec = "utf-16"
+    try:
         with _open(path, codec) as f:
             head = f.read(64 * 1024)
     except (OSError, UnicodeError) as exc:
@@ -296,13 +303,15 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
             for cells in reader:
                 # Where the row starts: a quoted cell may run over several lines.
                 line, end = end + 1, reader.line_num
-                if not cells or all(not c.strip() for c in cells):
+                # One join per row lets C do the common checks; most rows pass them all.
+                text = "".join(cells)
+                if not text or text.isspace():
                     continue
-                for cell in cells:
-                    if not cell.isascii() and _ESCAPED_BYTE.search(cell):
-                        raise _undecodable(plan.path, line, cell, plan.encoding)
-                cells = [unescape_cell(c) for c in cells]
-                big = _oversized(cells)
+                if not text.isascii() and _ESCAPED_BYTE.search(text):
+                    raise _undecodable(plan.path, line, text, plan.encoding)
+                if "'" in text:
+                    cells = [unescape_cell(c) for c in cells]
+                big = _oversized(cells) if len(text) > CELL_LIMIT // 4 else None
                 if big is not None:
                     header = plan.headers[big] if big < width else f"cell {big + 1}"
                     kib = len(cells[big].encode("utf-8", "surrogatepass")) // 1024
@@ -318,7 +327,7 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
                 if not platform_id:
                     yield RowError(line, cells, f"line {line} has no {id_header}")
                     continue
-                mangled = _mangled_id(platform_id)
+                mangled = None if platform_id.isdigit() else _mangled_id(platform_id)
                 if mangled is not None:
                     yield RowError(line, cells, f"line {line}: {mangled}", mangled=True)
                     continue
@@ -404,18 +413,22 @@ class Scan:
 
 def scan(plan: CsvPlan, *, clear_empty: bool, keep_errors: int = 20) -> Scan:
     """Read the whole file once: count, check, find repeated ids; rows are not kept."""
-    result = Scan(errors=[])
+    errors: list[RowError] = []
+    result = Scan(errors=errors)
     repeats = _Repeats()
-    assert result.errors is not None
+    add = repeats.add
+    updates = 0
     for row in iter_rows(plan, clear_empty=clear_empty):
-        if isinstance(row, RowError):
+        if type(row) is LeadUpdate:
+            updates += 1
+            add(row.platform_id)
+        else:
+            assert isinstance(row, RowError)
             result.rejected += 1
             result.mangled += row.mangled
-            if len(result.errors) < keep_errors:
-                result.errors.append(row)
-        else:
-            result.updates += 1
-            repeats.add(row.platform_id)
+            if len(errors) < keep_errors:
+                errors.append(row)
+    result.updates = updates
     result.repeated, result.extra_rows = repeats.counts()
     return result
 

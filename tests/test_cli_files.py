@@ -254,6 +254,34 @@ async def test_progress_has_its_total_and_an_eta_from_the_start(
     assert "eta" in progress[0]
 
 
+async def test_a_big_file_is_checked_in_bounded_memory(tmp_path: Path) -> None:
+    rows = 300_000
+    path = tmp_path / "big.csv"
+    with path.open("w") as f:
+        f.write(f"platformId,{COL_COMPANY},{COL_TITLE}\n")
+        f.writelines(
+            f"{1_500_000_000_000 + i % (rows - 5)},Company {i},Title {i}\n" for i in range(rows)
+        )
+        f.write("1.5E+18,x,y\n")
+    # The peak memory of the command alone: a wrapper process that runs it and nothing else.
+    measure = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=False); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", measure, str(SCRIPT), "bulk-update", str(path), "--list", "abc",
+        "--dry-run", env=_env(None), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert f"{rows} updates, 1 rows that cannot be sent" in text
+    assert "5 platform ids appear more than once (5 extra rows)" in text
+    assert "1 ids a spreadsheet turned into numbers" in text
+    peak_kib = int(text.split()[-1])
+    # Kept rows would take ~100 MB here; the first pass keeps 8 bytes of each.
+    assert peak_kib < 100 * 1024, peak_kib
+
+
 # -- 10: real spreadsheets --------------------------------------------------------------------
 
 
@@ -266,6 +294,7 @@ async def test_progress_has_its_total_and_an_eta_from_the_start(
         ("User", "|", "utf-8", ["--id-column", "User", "--delimiter", "|"]),
         ("platformId", ";", "utf-8-sig", ["--delimiter", ";"]),
         ("platformId", "\t", "utf-8", ["--delimiter", "tab"]),
+        ("platformId", "\t", "utf-16", []),  # Excel's "Unicode Text"
     ],
 )
 async def test_files_saved_by_a_spreadsheet_work(
