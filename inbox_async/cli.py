@@ -260,7 +260,12 @@ async def _bulk_update(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             progress=not args.no_progress,
             limits=limits,
-            resume=_resume_command(args, journal, plan),
+            resume=_resume_command(args, journal, plan)
+            + (
+                f"\n  (the token is not repeated: set ${TOKEN_ENV_VAR} or add --token)"
+                if args.token is not None
+                else ""
+            ),
         )
     return code
 
@@ -526,7 +531,6 @@ class _Progress:
         self._total = total
         self._limits = limits
         self._last_line = 0.0
-        self._last: BulkProgress | None = None
         if enabled and sys.stderr.isatty():
             with contextlib.suppress(ImportError):
                 from rich.progress import (
@@ -563,7 +567,6 @@ class _Progress:
         """Show one progress report."""
         if not self._enabled:
             return
-        self._last = progress
         total = progress.total if progress.total is not None else self._total
         eta = progress.eta
         if eta is None:
