@@ -203,10 +203,15 @@ def read_plan(
             raise CsvError(
                 f"--id-column {id_column!r}: no such header in {path} (headers: {headers})"
             )
-        raise CsvError(
-            f"{path} has no {PLATFORM_ID_HEADER} column (headers: {headers}); "
-            "name the id column with --id-column"
-        )
+        hint = "name the id column with --id-column"
+        if delimiter is not None:
+            for other in _SNIFFED:
+                cells = next(csv.reader([first_line], delimiter=other), [])
+                if other != delimiter and _find_id([c.strip() for c in cells], id_column):
+                    shown = "tab" if other == "\t" else other
+                    hint = f"the header splits on {shown!r}: give --delimiter {shown!r}"
+                    break
+        raise CsvError(f"{path} has no {PLATFORM_ID_HEADER} column (headers: {headers}); {hint}")
     if len(found) > 1:
         shown = ", ".join(repr(headers[i]) for i in found)
         raise CsvError(f"{path} has more than one id column ({shown}): name one with --id-column")
@@ -474,7 +479,10 @@ class FailureWriter:
         write_encoding = plan.encoding
         if write_encoding == "utf-8-sig" and not plan.bom:
             write_encoding = "utf-8"
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise CsvError(f"--failures {str(path)!r}: cannot write beside it: {exc}") from None
         self._temp = Path(temp)
         try:
             # An error message the input's encoding lacks a character for must not stop the job.

@@ -227,6 +227,9 @@ async def _bulk_update(args: argparse.Namespace) -> int:
     journal = None if args.no_journal else (args.journal or _default_journal(args.file))
     if journal is not None and same_file(journal, args.file):
         raise CsvError(f"--journal {str(journal)!r} is the input file")
+    for name, target in (("--journal", journal), ("--failures", args.failures)):
+        if target is not None and not target.parent.is_dir():
+            raise CsvError(f"{name} {str(target)!r}: {str(target.parent)!r} is not a directory")
     if args.failures is not None and journal is not None and same_file(args.failures, journal):
         raise CsvError(f"--failures {str(args.failures)!r} is the journal")
     delimiter = parse_delimiter(args.delimiter) if args.delimiter is not None else None

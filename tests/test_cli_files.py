@@ -196,6 +196,11 @@ async def test_journal_or_failures_over_the_input_is_refused(tmp_path: Path) -> 
         "--failures", str(tmp_path / "j"),
     )  # fmt: skip
     assert code == 2 and "--failures" in err
+    for option in ("--journal", "--failures"):
+        code, _, err = await _cli(
+            "bulk-update", str(path), "--list", "abc", option, str(tmp_path / "no" / "f")
+        )
+        assert code == 2 and option in err and "Traceback" not in err
     assert path.read_bytes() == before
 
 
