@@ -32,6 +32,7 @@ SCRIPTS = {
     "Q5": "bench_pacing.py",
     "Q6": "bench_httpx.py",
     "Q7": "bench_uvloop.py",
+    "Q8": "bench_failures.py",
 }
 
 

@@ -33,6 +33,9 @@ MAX_IMPORT_JOBS_PAGE: Final = 100
 
 # Team-wide limits of the current rate-limit page: (requests, window seconds).
 DEFAULT_RATE_LIMITS: Final = ((300, 60.0), (10_000, 3600.0), (100_000, 86_400.0))
+# RedisRateLimiter: the longest one Redis round trip (connect included) may take. A healthy
+# Redis answers in milliseconds; past this, the caller gets APIConnectionError instead of a hang.
+DEFAULT_REDIS_TIMEOUT: Final = 3.0
 
 USER_AGENT: Final = "inbox-async/0.1"
 # Header names the SDK reads from every response, as istr: a case-insensitive lookup by istr

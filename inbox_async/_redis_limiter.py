@@ -11,6 +11,11 @@ A slot is first held with a provisional expiry (window + the request's timeout, 
 dies mid-request cannot hold it for ever); when the response comes back it is re-scored to expire
 one window after that moment, the latest the request can have arrived at Inbox. Keys share one
 hash tag, so the limiter works on Redis Cluster too.
+
+Every Redis round trip is bounded by `redis_timeout` (and by the request's own timeout when that
+is shorter), also on a borrowed client whose socket timeouts are its owner's: a stuck Redis costs
+a caller seconds, not a hang. Redis failures are raised as `APIConnectionError` whose message
+names the server without its password, with nothing of redis-py's exception attached.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from itertools import count
 from typing import Any, Final
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from ._constants import DEFAULT_RATE_LIMITS
+from ._config import check_timeout
+from ._constants import DEFAULT_RATE_LIMITS, DEFAULT_REDIS_TIMEOUT
 from ._decode import parse_retry_after
 from ._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
 from ._limiter import (
@@ -39,7 +46,11 @@ from ._log import logger
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError, TryAgainError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         'RedisRateLimiter needs the redis extra: pip install "inbox-async[redis]"'
@@ -51,6 +62,9 @@ __all__ = ["RedisRateLimiter"]
 _POLL: Final = 0.05
 # Extra hold on a provisional slot beyond the request's timeout.
 _HOLD_MARGIN: Final = 5.0
+# Errors Redis itself calls passing (loading its dataset, a cluster slot moving): worth the
+# retry stage's backoff, unlike every other Redis failure (see _failure).
+_TRANSIENT: Final = (BusyLoadingError, TryAgainError)
 
 # KEYS: window keys..., gate key. ARGV: member id, hold seconds, then (limit, seconds) per window.
 # Returns {granted (0/1), wait seconds (string), reason, in-use count per window...}.
@@ -85,7 +99,9 @@ local out = {1, '0', ''}
 for i = 1, n do
   local seconds = tonumber(ARGV[2 + 2 * i])
   redis.call('ZADD', KEYS[i], now + seconds + hold, 'f:' .. ARGV[1])
-  redis.call('PEXPIRE', KEYS[i], math.ceil((seconds + hold) * 1000) + 1000)
+  -- Never shortened: another caller's slot in this key may be held for longer.
+  local ttl = math.ceil((seconds + hold) * 1000) + 1000
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
   out[#out + 1] = counts[i] + 1
 end
 return out
@@ -100,7 +116,12 @@ local n = #KEYS - 1
 for i = 1, n do
   redis.call('ZREM', KEYS[i], 'f:' .. ARGV[1])
   if ARGV[2] == '1' then
-    redis.call('ZADD', KEYS[i], now + tonumber(ARGV[3 + i]), 'd:' .. ARGV[1])
+    local seconds = tonumber(ARGV[3 + i])
+    redis.call('ZADD', KEYS[i], now + seconds, 'd:' .. ARGV[1])
+    -- The ZREM may have emptied the key (Redis then deletes it): the ZADD recreates it with no
+    -- expiry of its own. Never shortened, as in acquire.
+    local ttl = math.ceil(seconds * 1000) + 1000
+    if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
 local gate_for = tonumber(ARGV[3])
@@ -133,8 +154,30 @@ class RedisRateLimiter:
         redis: Any = None,
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         gate_jitter: float = 1.0,
+        redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
     ) -> None:
-        """Connect by `url` (owned, closed by aclose) or pass a `redis.asyncio.Redis` (borrowed)."""
+        """Connect by `url` (owned, closed by aclose) or pass a `redis.asyncio.Redis` (borrowed).
+
+        `redis_timeout` bounds each Redis round trip, connecting included.
+        """
+        try:
+            self._setup(url, limits, key, redis, on_throttle, gate_jitter, redis_timeout)
+        except (TypeError, ValueError) as exc:
+            # Tracebacks with locals render this frame: the URL (and its password) leaves it,
+            # and the frames below, which hold it too, are cut.
+            url = None
+            raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
+
+    def _setup(
+        self,
+        url: str | None,
+        limits: Sequence[tuple[int, float]],
+        key: str,
+        redis: Any,
+        on_throttle: Callable[[ThrottleEvent], None] | None,
+        gate_jitter: float,
+        redis_timeout: float,
+    ) -> None:
         windows = check_limits(limits, "limits")
         if not windows:
             raise ValueError("limits must hold at least one (requests, seconds) window")
@@ -142,14 +185,26 @@ class RedisRateLimiter:
             raise ValueError("key must be a non-empty str")
         if (url is None) == (redis is None):
             raise ValueError("pass exactly one of url=... or redis=...")
+        self._redis_timeout = check_timeout(redis_timeout, "redis_timeout")
         if url is not None:
             if not isinstance(url, str):
                 raise TypeError(f"url must be a str, not {type(url).__name__}")
-            self._redis = aioredis.from_url(url)
+            self._redis = aioredis.from_url(
+                url,
+                socket_timeout=self._redis_timeout,
+                socket_connect_timeout=self._redis_timeout,
+                # One immediate reconnect, on connection errors only, covers a pooled connection
+                # the server has dropped (a restart, its idle timeout). redis-py's default (10
+                # retries with backoff, timeouts included) would multiply every wait, and retry
+                # a refused password as if it were a network error.
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            )
             self._owns_redis = True
+            self._where = _redacted_url(url)
         else:
             self._redis = redis
             self._owns_redis = False
+            self._where = _describe(redis)
         self._windows = windows
         tag = "{" + key + "}"
         self._keys = [f"{tag}:w{i}:{n}/{s:g}" for i, (n, s) in enumerate(windows)]
@@ -174,6 +229,9 @@ class RedisRateLimiter:
         return self._windows
 
     def __repr__(self) -> str:
+        # Works on a half-built limiter too: tracebacks with locals render the constructor's.
+        if not hasattr(self, "_keys"):
+            return "RedisRateLimiter(<not constructed>)"
         return f"RedisRateLimiter({list(self._windows)!r}, key={self._keys[-1][:-5]!r})"
 
     async def aclose(self) -> None:
@@ -199,7 +257,7 @@ class RedisRateLimiter:
         waited = False
         try:
             while True:
-                granted, wait, reason = await self._run_acquire(args)
+                granted, wait, reason = await self._run_acquire(args, timeout)
                 if granted:
                     self._in_flight += 1
                     return member
@@ -245,8 +303,10 @@ class RedisRateLimiter:
         args: list[Any] = [ticket, 1 if sent else 0, gate_for]
         args += [seconds for _, seconds in self._windows]
         try:
-            await self._release_script(keys=self._keys, args=args)
-        except (RedisError, OSError) as exc:
+            # Bounded like every Redis call: the response is in, the caller must not wait on
+            # a stuck Redis for its slot's bookkeeping.
+            await self._call(self._release_script, args, self._redis_timeout)
+        except APIConnectionError as exc:
             # The provisional expiry frees the slot on its own; nothing is lost but time.
             logger.warning("rate limiter: could not release a slot in Redis: %s", exc)
 
@@ -270,18 +330,91 @@ class RedisRateLimiter:
             + (time.monotonic() - self._throttled_since if self._waiting else 0.0),
         )
 
-    async def _run_acquire(self, args: list[Any]) -> tuple[bool, float, str]:
-        try:
-            result = await self._acquire_script(keys=self._keys, args=args)
-        except (RedisError, OSError) as exc:
-            # Nothing was sent to Inbox: the retry stage may try again after a backoff.
-            raise APIConnectionError(
-                f"rate limiter: Redis is unavailable ({type(exc).__name__}: {exc})",
-                request_sent=False,
-            ) from exc
+    async def _run_acquire(
+        self, args: list[Any], timeout: float | None = None
+    ) -> tuple[bool, float, str]:
+        # A request's own timeout, when shorter, bounds its Redis round trips too: a caller
+        # who said 2 s is not kept 3 s by a stuck Redis before anything is sent.
+        limit = self._redis_timeout
+        if timeout is not None and 0 < timeout < limit:
+            limit = timeout
+        # A script that ran after all, its answer too late, holds a provisional slot that
+        # expires on its own: the shared budget errs on the safe side.
+        result = await self._call(self._acquire_script, args, limit)
         self._counts = [int(c) for c in result[3:]]
         reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
         return bool(int(result[0])), float(result[1]), reason
+
+    async def _call(self, script: Any, args: list[Any], limit: float) -> Any:
+        """Run a script in Redis within `limit` seconds, or raise the SDK's error for it."""
+        try:
+            # The deadline holds whatever the client's own socket timeouts (a borrowed client's
+            # may have none) and however often it retries inside.
+            return await asyncio.wait_for(script(keys=self._keys, args=args), limit)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            failure = self._failure(exc, limit)
+        # Raised here, past the except block, so that redis-py's exception is not even chained
+        # as __context__: its frames hold the connection's auth_args (the password) as locals,
+        # which error trackers and rich tracebacks print.
+        raise failure
+
+    def _failure(self, exc: BaseException, limit: float) -> APIConnectionError:
+        """The SDK's error for a failed Redis call: a summary, the password scrubbed from it.
+
+        Nothing reached Inbox (request_sent=False). Only what Redis calls passing is retried.
+        A timeout is not: the next attempt would wait as long again, so the retry stage's
+        backoff would turn seconds into minutes. Nor is a refused or dropped connection, once
+        redis-py has reconnected at once (the owned client does): what is left is Redis down or
+        a wrong host or port, which the backoff (up to ~15 s with the default retries) would
+        only delay reporting, on every call, while bulk runs stall; riding out a Redis outage
+        is the caller's choice (retry later, or fall back to the local RateLimiter). Errors
+        Redis answered (a refused password, NOAUTH, a wrong database, an unknown command) are
+        configuration, which no retry fixes.
+        """
+        where = self._where
+        # On Python 3.10 asyncio's TimeoutError is not the built-in one (an OSError there).
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError, RedisTimeoutError)):
+            # The owned client's socket timeout is redis_timeout, never shorter than `limit`; a
+            # borrowed client's own may be, and its message says which it was.
+            detail = ""
+            if not self._owns_redis and isinstance(exc, RedisTimeoutError):
+                detail = f": {self._scrub(str(exc))}"
+            return APIConnectionError(
+                f"rate limiter: Redis did not answer within {limit:g} s ({where}{detail})",
+                request_sent=False,
+                retryable=False,
+            )
+        text = str(exc)
+        # Recent redis-py keeps the reply's code (WRONGPASS, NOAUTH, ...) apart from its text.
+        code = getattr(exc, "status_code", None)
+        if isinstance(code, str) and code and not text.startswith(code):
+            text = f"{code} {text}"
+        summary = self._scrub(f"{type(exc).__name__}: {text}")
+        if isinstance(exc, _TRANSIENT):
+            return APIConnectionError(
+                f"rate limiter: Redis at {where} is not ready ({summary})", request_sent=False
+            )
+        if isinstance(exc, (RedisConnectionError, OSError)) and not isinstance(
+            exc, AuthenticationError
+        ):
+            message = f"rate limiter: could not reach Redis at {where} ({summary})"
+        else:
+            message = (
+                f"rate limiter: Redis at {where} refused the limiter ({summary}); "
+                "check the URL's password and database"
+            )
+        return APIConnectionError(message, request_sent=False, retryable=False)
+
+    def _scrub(self, text: str) -> str:
+        """`text` without the password the Redis client connects with, in any spelling."""
+        pool = getattr(self._redis, "connection_pool", None)
+        kwargs = getattr(pool, "connection_kwargs", None)
+        password = kwargs.get("password") if isinstance(kwargs, dict) else None
+        if isinstance(password, str) and password:
+            spellings = {password, quote(password), quote(password, safe="")}
+            for spelling in sorted(spellings, key=len, reverse=True):
+                text = text.replace(spelling, "***")
+        return text
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         remaining = headers.get("X-RateLimit-Remaining")
@@ -305,6 +438,33 @@ class RedisRateLimiter:
             logger.info("rate limit (redis): callers wait %s for the %s", text, shown)
         if self._on_throttle is not None:
             self._on_throttle(ThrottleEvent(shown, wait, max(1, self._waiting)))
+
+
+def _redacted_url(url: str) -> str:
+    """The Redis URL to show in messages: its password masked, its query (options) left out."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the Redis URL given"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostport}"
+    # A query may carry password=..., which redis-py accepts too.
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _describe(client: Any) -> str:
+    """Where a borrowed client connects, as far as its pool says (never its password)."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict):
+        if kwargs.get("path"):
+            return f"unix://{kwargs['path']}"
+        if kwargs.get("host"):
+            return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+    return "the Redis client passed as redis="
 
 
 def _too_long(wait: float, max_wait: float) -> RateLimitError:

@@ -27,14 +27,20 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 import msgspec
 
 from ._config import check_timeout
-from ._exceptions import APIStatusError, InboxError
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    InboxError,
+    PermissionDeniedError,
+)
 from ._log import logger
-from ._validation import check_id
+from ._validation import check_id, check_platform_id
 from .models.leads import Lead
 
 if TYPE_CHECKING:
@@ -52,6 +58,15 @@ __all__ = [
 
 _PROGRESS_INTERVAL: Final = 0.5
 _RATE_HORIZON: Final = 5.0
+# Items handled without a request (journal skips, the count of what an aborted job left) give
+# the event loop a turn this often: a resume that skips 300,000 items must not hold it.
+_YIELD_EVERY: Final = 256
+# What a failure keeps of the response body: enough to read the error, not the whole page.
+_KEPT_BODY: Final = 512
+# The 404 code that means the list itself is gone (a lead missing from it is LEAD_NOT_FOUND).
+_LIST_NOT_FOUND: Final = "LIST_NOT_FOUND"
+# The first line of a journal: the job it belongs to.
+_JOURNAL_HEADER: Final = b"# inbox_async bulk journal v1 "
 
 
 class LeadUpdate(msgspec.Struct, frozen=True, gc=False):
@@ -139,6 +154,10 @@ class BulkProgress:
     """Seconds to go, counting the rate-limit budget left in every window; None if unknown."""
     elapsed: float
     """Seconds since the job started."""
+    not_attempted: int = 0
+    """Items never sent because the job stopped (`aborted`); a rerun with the journal sends them."""
+    aborted: Exception | None = None
+    """The error that stopped the job, once one has: nothing new is started after it."""
 
 
 @dataclass(slots=True)
@@ -150,7 +169,7 @@ class BulkReport:
     succeeded: int = 0
     """Items applied (not kept: only counted)."""
     skipped: int = 0
-    """Items the journal showed as applied by an earlier run."""
+    """Items not sent: the journal showed them applied, or they had nothing to set."""
     failed: list[BulkFailure] = field(default_factory=list)
     """Items not applied, with their errors."""
     elapsed: float = 0.0
@@ -159,6 +178,11 @@ class BulkReport:
     """HTTP attempts the job made, retries included."""
     rate_limit_wait: float = 0.0
     """Wall-clock seconds during which the rate limiter held requests back."""
+    not_attempted: int = 0
+    """Items never sent because the job stopped (see `aborted`); never counted as failed."""
+    aborted: Exception | None = None
+    """The error that stopped the job (a revoked token, a deleted list, the same 4xx on every
+    first item, a host that is gone), or None when every item was tried."""
 
     @property
     def retries(self) -> int:
@@ -173,28 +197,64 @@ class BulkReport:
 
     @property
     def ok(self) -> bool:
-        """Whether every item was applied."""
-        return not self.failed
+        """Whether every item was applied (or skipped)."""
+        return not self.failed and not self.not_attempted and self.aborted is None
 
 
 class Journal:
-    """Append-only record of finished items; a rerun skips what it shows applied.
+    """Append-only record of one job's finished items; a rerun skips what it shows applied.
 
-    One line per finished item, flushed before the item counts as done, so a crash loses at most
-    the items that were in flight. A torn last line (a `kill -9` mid-write) is ignored.
+    The first line names the job (base URL and list id): a journal is never reused for another
+    list or server, where skipping its items would report updates that never happened. Then one
+    line per finished item, flushed before the item counts as done, so a crash loses at most the
+    items that were in flight. A torn last line (a `kill -9` mid-write) is ignored.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, base_url: str, list_id: str) -> None:
+        """Open (or start) the journal at `path` for the job on `list_id` at `base_url`.
+
+        Reads the whole file: a bulk job opens it in a worker thread, off the event loop.
+        Raises ValueError when the journal belongs to another job.
+        """
         self.path = Path(path)
         self._applied: set[int] = set()
-        if self.path.exists():
+        job = _canonical.encode({"base_url": base_url, "list_id": list_id})
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if not fresh:
             with self.path.open("rb") as f:
+                self._check_job(f.readline(), base_url, list_id)
                 for line in f:
                     parts = line.split()
                     if len(parts) == 3 and parts[0] == b"ok":
                         with contextlib.suppress(ValueError):
                             self._applied.add(int(parts[1], 16))
         self._file = self.path.open("a", encoding="utf-8")
+        if fresh:
+            self._file.write((_JOURNAL_HEADER + job).decode() + "\n")
+            self._file.flush()
+
+    def _check_job(self, first: bytes, base_url: str, list_id: str) -> None:
+        if not first.startswith(_JOURNAL_HEADER):
+            raise ValueError(
+                f"journal {str(self.path)!r} does not say which job it belongs to (it was written "
+                "by an older version or is not a journal): delete it or pass another journal path"
+            )
+        try:
+            job = msgspec.json.decode(first[len(_JOURNAL_HEADER) :])
+            theirs = (str(job["base_url"]), str(job["list_id"]))
+        except (msgspec.DecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"journal {str(self.path)!r} has a damaged first line") from exc
+        if theirs != (base_url, list_id):
+            raise ValueError(
+                f"journal {str(self.path)!r} belongs to list {theirs[1]} at {theirs[0]}, not to "
+                f"this job's list {list_id} at {base_url}: reusing it would skip updates that "
+                "were never made there; pass another journal path"
+            )
+
+    @property
+    def applied_count(self) -> int:
+        """Updates the journal shows applied."""
+        return len(self._applied)
 
     @staticmethod
     def key_of(platform_id: object, data: object) -> int | None:
@@ -203,7 +263,7 @@ class Journal:
             return None
         try:
             blob = str(platform_id).encode() + b"\0" + _canonical.encode(dict(data))
-        except (TypeError, ValueError):
+        except Exception:  # anything odd in a caller's item: it has no key, and fails alone
             return None
         return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
 
@@ -284,11 +344,21 @@ class _BulkRun:
         self._input_error: BaseException | None = None
         self._in_flight = 0
         self._samples: deque[tuple[float, int]] = deque()
+        # The last update of each lead under way: the next one of that lead waits for it.
+        self._lead_tails: dict[str, asyncio.Future[None]] = {}
+        # Consecutive failures of one kind that would doom the job once `concurrency` long.
+        self._doomed_streak: list[str] = []
         self.report = BulkReport()
 
     async def run(self, emit: Emit | None) -> BulkReport:
         client = self._leads._client
-        journal = Journal(self._journal_path) if self._journal_path is not None else None
+        journal = None
+        if self._journal_path is not None:
+            # Off the loop: a journal of a million lines takes seconds to read. Raises before
+            # anything is sent when it belongs to another job.
+            journal = await asyncio.to_thread(
+                Journal, self._journal_path, base_url=client.base_url, list_id=self._list_id
+            )
         started = time.monotonic()
         self._samples.append((started, 0))
         attempts_before = client.stats.attempts
@@ -299,6 +369,8 @@ class _BulkRun:
         ticker = asyncio.ensure_future(self._tick(started)) if self._on_progress else None
         try:
             await asyncio.gather(*workers)
+            if self.report.aborted is not None:
+                await self._count_the_rest()
         finally:
             for task in workers:
                 task.cancel()
@@ -318,71 +390,178 @@ class _BulkRun:
             raise self._input_error
         return report
 
-    async def _next(self) -> tuple[int, object, object, Exception | None] | None:
+    async def _next(self, journal: Journal | None) -> _Item | None:
+        """The next item that needs a worker: sent, or failed as invalid.
+
+        Items that need no request (the journal shows them applied, or they have nothing to set)
+        are counted here, under the lock, so that one worker at a time walks through them and
+        gives the loop a turn every _YIELD_EVERY of them: a resume skipping 300,000 items
+        neither holds the loop nor lets every worker run a batch in the same turn.
+        """
+        report = self.report
         async with self._pull_lock:
-            if self._exhausted:
-                return None
-            try:
-                if self._source is not None:
-                    item = await anext(self._source)
+            skipped = 0
+            while not self._exhausted and report.aborted is None:
+                item = await self._pull()
+                if item is _END:
+                    break
+                index = self._index
+                self._index += 1
+                report.total += 1
+                raw_id, raw_data, problem = _unpack(item)
+                platform_id = ""
+                if problem is None:
+                    try:
+                        platform_id = check_platform_id("platform_id", raw_id)
+                    except (ValueError, TypeError) as exc:
+                        problem = exc
+                if problem is not None:
+                    return _Item(index, _shown_id(raw_id), raw_data, problem, None)
+                if isinstance(raw_data, Mapping) and not raw_data:
+                    key = None  # nothing to set: nothing is sent
                 else:
-                    assert self._sync_iter is not None
-                    item = next(self._sync_iter)
-            except (StopIteration, StopAsyncIteration):
-                self._exhausted = True
-                return None
-            except Exception as exc:
-                # The caller's input failed: stop pulling, finish what is in flight, re-raise.
-                self._exhausted = True
-                self._input_error = exc
-                return None
-            index = self._index
-            self._index += 1
-            self.report.total += 1
-        return (index, *_unpack(item))
+                    key = Journal.key_of(platform_id, raw_data) if journal is not None else None
+                    if key is None or journal is None or not journal.applied(key):
+                        return _Item(index, platform_id, raw_data, None, key)
+                report.skipped += 1
+                skipped += 1
+                if skipped % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        return None
+
+    async def _pull(self) -> object:
+        """The next input item, or _END once the input is exhausted or has failed."""
+        try:
+            if self._source is not None:
+                return await anext(self._source)
+            assert self._sync_iter is not None
+            return next(self._sync_iter)
+        except (StopIteration, StopAsyncIteration):
+            self._exhausted = True
+        except Exception as exc:
+            # The caller's input failed: stop pulling, finish what is in flight, re-raise.
+            self._exhausted = True
+            self._input_error = exc
+        return _END
+
+    async def _count_the_rest(self) -> None:
+        """Read (never send) what is left of the input of a stopped job, to report its size."""
+        report = self.report
+        while not self._exhausted:
+            if await self._pull() is _END:
+                break
+            report.total += 1
+            report.not_attempted += 1
+            if report.not_attempted % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     async def _worker(self, emit: Emit | None, journal: Journal | None) -> None:
-        report = self.report
-        update = self._leads.update
+        handled = 0
         while True:
-            item = await self._next()
+            if handled >= _YIELD_EVERY:
+                # Invalid items cost no request, hence no await: give the loop a turn.
+                handled = 0
+                await asyncio.sleep(0)
+            item = await self._next(journal)
             if item is None:
                 return
-            index, raw_id, raw_data, problem = item
-            key = None
-            if journal is not None and problem is None:
-                key = Journal.key_of(raw_id, raw_data)
-                if key is not None and journal.applied(key):
-                    report.skipped += 1
-                    continue
+            index, platform_id, raw_data, error, key = item
             lead: Lead | None = None
-            error: Exception | None = problem
             if error is None:
-                self._in_flight += 1
-                try:
-                    # update() checks the item before sending: a bad one fails alone.
-                    lead = await update(
-                        self._list_id,
-                        raw_id,  # type: ignore[arg-type]
-                        raw_data,  # type: ignore[arg-type]
-                        max_rate_limit_wait=self._max_wait,
-                    )
-                except (InboxError, ValueError, TypeError) as exc:
-                    error = exc
-                finally:
-                    self._in_flight -= 1
-            platform_id = str(raw_id)
-            data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
-            if journal is not None and key is not None:
-                # Written before the item counts as done: a crash after this line skips it.
-                journal.record(key, error is None, platform_id)
-            if error is None:
-                report.succeeded += 1
+                handled = 0
+                lead, error = await self._apply_in_order(platform_id, raw_data)
+                if lead is None and error is None:
+                    self.report.not_attempted += 1  # the job stopped before this one's turn
+                    continue
             else:
-                report.failed.append(BulkFailure(platform_id, data, error, index))
+                handled += 1
+            self._finish(index, platform_id, raw_data, lead, error, key, journal)
             if emit is not None:
                 kept = lead if self._keep_leads else None
-                await emit(BulkOutcome(index, platform_id, data, kept, error))
+                await emit(BulkOutcome(index, platform_id, _mapping(raw_data), kept, error))
+
+    async def _apply_in_order(
+        self, platform_id: str, raw_data: object
+    ) -> tuple[Lead | None, Exception | None]:
+        """Send one update after any earlier update of the same lead has finished.
+
+        Two rows for one lead sent at once could land in either order; one after the other,
+        the last row wins. Returns (None, None) when the job stopped before this one's turn.
+        """
+        tails = self._lead_tails
+        previous = tails.get(platform_id)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        tails[platform_id] = mine
+        try:
+            if previous is not None:
+                await previous
+                if self.report.aborted is not None:
+                    return None, None
+            self._in_flight += 1
+            try:
+                lead = await self._leads.update(
+                    self._list_id,
+                    platform_id,
+                    raw_data,  # type: ignore[arg-type]
+                    max_rate_limit_wait=self._max_wait,
+                )
+            except Exception as exc:  # any failure of one item is that item's, whatever it is
+                return None, _slim(exc)
+            finally:
+                self._in_flight -= 1
+            return lead, None
+        finally:
+            mine.set_result(None)
+            if tails.get(platform_id) is mine:
+                del tails[platform_id]
+
+    def _finish(
+        self,
+        index: int,
+        platform_id: str,
+        raw_data: object,
+        lead: Lead | None,
+        error: Exception | None,
+        key: int | None,
+        journal: Journal | None,
+    ) -> None:
+        """Count one finished item, journal it, and judge whether the job can go on."""
+        report = self.report
+        if journal is not None and key is not None:
+            # Written before the item counts as done: a crash after this line skips it.
+            journal.record(key, error is None, platform_id)
+        if error is None:
+            report.succeeded += 1
+            self._doomed_streak.clear()
+            return
+        report.failed.append(BulkFailure(platform_id, _mapping(raw_data), error, index))
+        if report.aborted is None and self._dooms_job(error):
+            report.aborted = error
+            logger.warning(
+                "bulk update stopped: %s; items not started are reported as not attempted",
+                error,
+            )
+
+    def _dooms_job(self, error: Exception) -> bool:
+        """Whether `error` says every other item would fail the same way."""
+        if isinstance(error, (AuthenticationError, PermissionDeniedError)):
+            return True
+        if isinstance(error, APIStatusError) and error.status_code == 404:
+            return error.code == _LIST_NOT_FOUND
+        streak = self._doomed_streak
+        if isinstance(error, APIConnectionError):
+            # Every item in flight failed to connect, retries spent: the host is gone.
+            streak.append("connection")
+        elif isinstance(error, APIStatusError) and error.status_code in (400, 422):
+            if self.report.succeeded:
+                return False  # the job works for some items: this one is at fault
+            streak.append(f"{error.status_code} {error.code}")
+        else:
+            streak.clear()
+            return False
+        if len(set(streak)) > 1:
+            del streak[:-1]
+        return len(streak) >= self._concurrency
 
     async def _tick(self, started: float) -> None:
         assert self._on_progress is not None
@@ -413,6 +592,8 @@ class _BulkRun:
             rate=rate,
             eta=eta,
             elapsed=now - started,
+            not_attempted=report.not_attempted,
+            aborted=report.aborted,
         )
 
     def _eta(self, remaining: int, rate: float) -> float | None:
@@ -498,17 +679,81 @@ class BulkUpdateStream:
                 await task
 
 
+_END: Final = object()
+
+
+class _Item(NamedTuple):
+    """An input item ready for a worker."""
+
+    position: int
+    """Its index in the input."""
+    platform_id: str
+    """Checked and canonical; for an invalid item, a short text of what was given."""
+    data: object
+    problem: Exception | None
+    """Why the item is invalid, if it is."""
+    key: int | None
+    """Its journal key, when there is a journal."""
+
+
 def _unpack(item: object) -> tuple[object, object, Exception | None]:
     """Split an input item; an invalid one becomes that item's failure, not the job's."""
     if isinstance(item, LeadUpdate):
         return item.platform_id, item.data, None
     if isinstance(item, tuple) and len(item) == 2:
         return item[0], item[1], None
-    shown = repr(item)[:60]
+    shown = _shown_id(item)
     problem = TypeError(
         f"each update must be a LeadUpdate or a (platform_id, data) pair, got {shown}"
     )
     return shown, {}, problem
+
+
+def _mapping(data: object) -> Mapping[str, Any]:
+    """The item's data as reported: the mapping given, or {} for anything else."""
+    return data if isinstance(data, Mapping) else {}
+
+
+def _shown_id(value: object) -> str:
+    """A short text for whatever the caller gave as an id: it may not even have a str()."""
+    if isinstance(value, str):
+        return value
+    try:
+        text = str(value) if isinstance(value, int) else repr(value)
+    except Exception:  # an int over the digit limit, a __repr__ that raises
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _slim(error: Exception) -> Exception:
+    """The error as a report keeps it: type, status, code, message, request id; little else.
+
+    A failure lives as long as the report. Its traceback frames hold the response, the stream
+    and the request (about 8 KB an item), and the response's headers and body can be large: a
+    job with 19,000 failures grew by 326 MB before.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link.__context__ = None
+        link = link.__cause__
+    if isinstance(error, APIStatusError):
+        error.body = error.body[:_KEPT_BODY]
+        # A plain dict of the few headers worth keeping, instead of the whole multidict.
+        error.headers = {
+            name: value for name, value in error.headers.items() if name.lower() in _KEPT_HEADERS
+        }
+    return error
+
+
+_KEPT_HEADERS: Final = frozenset(
+    {"retry-after", "x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining"}
+    | {"x-ratelimit-reset", "www-authenticate", "deprecation", "sunset"}
+)
 
 
 def _length(updates: object) -> int | None:

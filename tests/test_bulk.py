@@ -92,7 +92,7 @@ async def test_the_stream_yields_one_outcome_per_item(
     items: list[LeadUpdate | tuple[str, dict[str, str]]] = [
         LeadUpdate(pid, {COL_COMPANY: "s"}) for pid in ids[:50]
     ]
-    items.append(("nope", {}))
+    items.append(("nope", {COL_COMPANY: "s"}))  # not in the list: 404
     seen: list[BulkOutcome] = []
     async with client.leads.bulk_update_stream(list_id, items, concurrency=4) as stream:
         async for outcome in stream:

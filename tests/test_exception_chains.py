@@ -273,6 +273,28 @@ def test_a_constructor_error_renders_with_locals_and_shows_no_secret(
             assert secret not in text, f"a secret shows in {what}"
 
 
+@pytest.mark.parametrize(
+    "bad", [{"limits": []}, {"key": ""}, {"redis_timeout": -1}, {"gate_jitter": "x"}]
+)
+def test_a_redis_limiter_constructor_error_shows_no_password(bad: dict[str, object]) -> None:
+    from inbox_async import RedisRateLimiter
+
+    password = _secret("pw_")
+    options = _Hidden(url=f"redis://:{password}@127.0.0.1:1/0", **bad)
+    try:
+        RedisRateLimiter(**options)
+    except (TypeError, ValueError) as exc:
+        error: BaseException = exc
+    else:
+        raise AssertionError("the options were accepted")
+    texts = renderings(error)
+    assert any("RedisRateLimiter" in text for text in texts.values())
+    for what, text in texts.items():
+        # This test's own frame is in the traceback; its locals show `options` as "<options>",
+        # and `password` itself, which is skipped here.
+        assert password not in text.replace(f"password = '{password}'", ""), what
+
+
 def test_a_cr_lf_header_value_is_refused_without_echoing_it() -> None:
     value = _secret("hv_")
     with pytest.raises(ValueError, match=r"default_headers\['X-Team-Key'\]") as info:

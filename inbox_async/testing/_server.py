@@ -271,6 +271,17 @@ class FakeInboxServer:
             raise TypeError("columns must be an iterable of column ids, not one string")
         return self._store.create_list(columns, list_id)
 
+    def delete_list(self, list_id: str) -> None:
+        """Delete a list and its leads: later calls on it get 404 LIST_NOT_FOUND."""
+        self._store.get_list(list_id)  # KeyError for an unknown list, as the other seeders
+        del self._store.lists[list_id]
+
+    def set_token(self, token: str | None) -> None:
+        """Accept only `token` from now on (None: any); the old one gets 401, as if revoked."""
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError("token must be a non-empty str or None")
+        self._token = token
+
     def add_column(self, list_id: str, column_id: str) -> None:
         """Add a column to a list (``KeyError`` if the list does not exist)."""
         if not isinstance(column_id, str) or not column_id:
