@@ -336,7 +336,8 @@ def _dry_run(
     if checked.repeated:
         print(
             f"repeats:  {checked.repeated} platform ids appear more than once "
-            f"({checked.extra_rows} extra rows); each lead's rows are applied in file order"
+            f"({checked.extra_rows} extra rows); each lead's rows are applied in file order, "
+            "the last one wins"
         )
     print(f"columns:  {', '.join(plan.column_ids) or '(none)'}")
     print(f"empty:    {'clears the column' if clear_empty else 'leaves the column alone'}")
@@ -417,7 +418,8 @@ async def _apply(
     if checked.repeated:
         print(
             f"inbox-async: {checked.repeated} platform ids appear more than once "
-            f"({checked.extra_rows} extra rows)",
+            f"({checked.extra_rows} extra rows): each lead's rows are applied in file order, "
+            "the last one wins",
             file=sys.stderr,
         )
     display = _Progress(enabled=progress, total=checked.updates, limits=limits)
@@ -451,27 +453,33 @@ async def _apply(
     except asyncio.CancelledError:
         if not interrupted:
             raise
+    except ValueError as exc:
+        # A journal made for another list or server is refused before anything is sent.
+        if stream.report.total == 0 and "journal" in str(exc):
+            raise CsvError(str(exc).replace("journal path", "--journal path")) from None
+        raise
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
             loop.remove_signal_handler(signal.SIGTERM)
         display.close()
         report: BulkReport = stream.report
-        # Set by a job that stopped early (a revoked token, a deleted list): rows not started.
-        not_attempted = int(getattr(report, "not_attempted", 0) or 0)
-        complete = finished and not not_attempted
+        # A job that stopped early (a revoked token, a deleted list) leaves rows not attempted.
+        complete = finished and not report.not_attempted
         if writer is not None:
-            # The input lists rows not yet attempted: a partial failures file must not replace it.
-            writer.close(commit=complete or not over_input)
-            if not complete:
+            # The input lists rows not yet attempted: a partial failures file must not replace
+            # it; and a job that never started leaves an earlier failures file alone.
+            commit = complete or (not over_input and report.total > 0)
+            writer.close(commit=commit)
+            if not complete and report.total > 0:
                 _partial_failures_note(writer, over_input)
-    _summary(report, checked.rejected, not_attempted, sys.stdout)
+    _summary(report, checked.rejected, sys.stdout)
     _print_rejected(checked, sys.stdout)
     for failure in report.failed[:10]:
         print(f"  {failure.platform_id}: {failure.error}")
     if len(report.failed) > 10:
         print(f"  ... and {len(report.failed) - 10} more")
-    aborted = getattr(report, "aborted", None)
+    aborted = report.aborted
     if interrupted or aborted is not None:
         if task is not None and interrupted and hasattr(task, "uncancel"):
             # Uncancel so that asyncio.run() returns normally with our exit code.
@@ -507,11 +515,12 @@ def _partial_failures_note(writer: FailureWriter, over_input: bool) -> None:
         )
 
 
-def _summary(report: BulkReport, rejected: int, not_attempted: int, out: TextIO) -> None:
+def _summary(report: BulkReport, rejected: int, out: TextIO) -> None:
     failed = len(report.failed) + rejected
     print(
-        f"applied {report.succeeded}, failed {failed}, skipped {report.skipped} (journal)"
-        + (f", not attempted {not_attempted}" if not_attempted else "")
+        f"applied {report.succeeded}, failed {failed}, skipped {report.skipped} "
+        "(applied before, or nothing to set)"
+        + (f", not attempted {report.not_attempted}" if report.not_attempted else "")
         + f"; {report.retries} retries, {report.rate_limit_wait:.1f} s waiting on rate limits, "
         f"{report.requests_per_second:.0f} requests/s, {report.elapsed:.1f} s",
         file=out,
@@ -578,6 +587,8 @@ class _Progress:
             f"failed {progress.failed}  in flight {progress.in_flight}  "
             f"{progress.rate:.0f}/s  eta {_duration(eta)}"
         )
+        if progress.aborted is not None:
+            status = f"stopping: {progress.aborted}"
         if self._bar is not None:
             self._bar.update(self._task, completed=progress.done, total=total, status=status)
             return

@@ -505,3 +505,51 @@ async def test_without_a_journal_the_hint_says_nothing_can_be_skipped(
     _, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 130
     assert "nothing can be skipped" in err.decode()
+
+
+# -- with the helper's job-level stops (items 1 and 6) ------------------------------------------
+
+
+async def test_a_journal_of_another_list_is_a_usage_error(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    first = server.create_list(columns=[COL_COMPANY])
+    second = server.create_list(columns=[COL_COMPANY])
+    server.add_leads(first, ["1"])
+    server.add_leads(second, ["1"])
+    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    failures = tmp_path / "failures.csv"
+    code, _, err = await _cli("bulk-update", str(path), "--list", first, *FAST,
+                              base_url=server.url)  # fmt: skip
+    assert code == 0, err
+    failures.write_text("kept\n")
+    server.clear_requests()
+    code, out, err = await _cli(
+        "bulk-update", str(path), "--list", second, "--failures", str(failures), *FAST,
+        base_url=server.url,
+    )  # fmt: skip
+    assert code == 2
+    assert "--journal" in err and first in err and second in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+    assert server.requests == []
+    assert failures.read_text() == "kept\n"
+
+
+async def test_a_job_that_cannot_succeed_stops_says_why_and_keeps_the_input(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    ids = [str(67_000_000 + i) for i in range(200)]
+    list_id = server.create_list(columns=[COL_COMPANY])
+    server.add_leads(list_id, ids)
+    server.delete_list(list_id)
+    path = _write_csv(tmp_path / "failed.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    before = path.read_bytes()
+    code, out, err = await _cli(
+        "bulk-update", str(path), "--list", list_id, "--failures", str(path),
+        "--concurrency", "4", *FAST, base_url=server.url,
+    )  # fmt: skip
+    assert code == 1, err
+    assert "not attempted" in out
+    assert "the job stopped" in err and "LIST_NOT_FOUND" in err and "to resume, run:" in err
+    assert _patches(server) <= 8
+    assert path.read_bytes() == before
