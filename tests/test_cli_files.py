@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -56,17 +57,32 @@ def _env(base_url: str | None) -> dict[str, str]:
     return env
 
 
+_running: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def _no_process_outlives_its_test() -> AsyncIterator[None]:
+    yield
+    while _running:
+        proc = _running.pop()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.communicate()
+
+
 async def _start(
     *args: str, base_url: str | None, env: dict[str, str] | None = None
 ) -> asyncio.subprocess.Process:
     assert SCRIPT.exists(), f"{SCRIPT} is not installed: run ./scripts/test"
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         str(SCRIPT),
         *args,
         env=env if env is not None else _env(base_url),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    _running.append(proc)
+    return proc
 
 
 async def _cli(
@@ -277,6 +293,7 @@ async def test_a_big_file_is_checked_in_bounded_memory(tmp_path: Path) -> None:
         sys.executable, "-c", measure, str(SCRIPT), "bulk-update", str(path), "--list", "abc",
         "--dry-run", env=_env(None), stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    _running.append(proc)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     text = out.decode()
     assert f"{rows} updates, 1 rows that cannot be sent" in text
@@ -481,6 +498,7 @@ async def test_the_resume_hint_resumes_when_run_as_printed(
         hint, env=env, cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    _running.append(shell)
     out, err = await asyncio.wait_for(shell.communicate(), 60)
     assert shell.returncode == 0, (hint, err.decode())
     skipped = re.search(r"skipped (\d+)", out.decode())
