@@ -455,30 +455,32 @@ def _hint(err: str) -> str:
     return lines[at + 1].strip()
 
 
+@pytest.mark.parametrize("new_options", [False, True], ids=["options", "file-format-options"])
 async def test_the_resume_hint_resumes_when_run_as_printed(
-    tmp_path: Path, server: FakeInboxServer
+    tmp_path: Path, server: FakeInboxServer, new_options: bool
 ) -> None:
     rows, concurrency = 300, 4
     ids = [str(65_000_000 + i) for i in range(rows)]
     list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
     server.add_leads(list_id, ids)
     server.set_latency(0.01)
-    # A name that needs quoting, a semicolon file and options that all matter to the rerun.
+    # A name that needs quoting, and options that all matter to the rerun.
     folder = tmp_path / "my files"
     folder.mkdir()
     path = _write_csv(
         folder / "in put.csv",
-        ["Platform ID", "Company", COL_TITLE],
+        ["Platform ID" if new_options else "platformId", "Company", COL_TITLE],
         [[i, f"v{i}", ""] for i in ids],
-        delimiter=";",
+        delimiter=";" if new_options else ",",
     )
-    args = (
+    args: tuple[str, ...] = (
         "bulk-update", str(path), "--list", list_id, "--map", f"Company={COL_COMPANY}",
         "--clear-empty", "--concurrency", str(concurrency), "--rate-limit", "100000/1",
-        "--delimiter", ";", "--id-column", "Platform ID", "--encoding", "utf-8",
         "--journal", str(folder / "job journal"), "--failures", str(folder / "fail.csv"),
         "--base-url", server.url, "--token", TOKEN, "--no-progress",
     )  # fmt: skip
+    if new_options:
+        args += ("--delimiter", ";", "--id-column", "Platform ID", "--encoding", "utf-8")
     env = _env(None)
     del env["INBOX_API_TOKEN"]
     proc = await _start(*args, base_url=None, env=env)
@@ -491,8 +493,9 @@ async def test_the_resume_hint_resumes_when_run_as_printed(
     first_run = _patches(server)
     assert first_run < rows
 
-    # As printed, through a shell, with the token in the environment and no base URL there.
-    env = _env(None)
+    # As printed, through a shell, with the token in the environment; a base URL the hint
+    # dropped would send the rerun to a dead port.
+    env = _env("http://127.0.0.1:9/api/v1")
     env["PATH"] = f"{SCRIPT.parent}{os.pathsep}{env.get('PATH', '')}"
     shell = await asyncio.create_subprocess_shell(
         hint, env=env, cwd=tmp_path,
