@@ -568,24 +568,29 @@ class _Progress:
         """Show the job before its first request."""
         if not self._enabled:
             return
-        eta = _duration(_estimate(self._total, self._limits))
+        eta = self._eta(self._total, None)
         if self._bar is not None:
-            self._bar.update(self._task, completed=0, status=f"eta {eta}")
+            self._bar.update(self._task, completed=0, status=eta)
             return
         self._last_line = time.monotonic()
-        print(f"  0/{self._total} done (eta {eta})", file=sys.stderr)
+        print(f"  0/{self._total} done ({eta})", file=sys.stderr)
+
+    def _eta(self, remaining: int, eta: float | None) -> str:
+        if eta is None:
+            # No rate measured yet: what the rate limits alone will take is a lower bound.
+            floor = _estimate(max(0, remaining), self._limits)
+            return f"eta {_duration(floor)} or more" if floor > 0 else "eta ?"
+        return f"eta {_duration(eta)}"
 
     def update(self, progress: BulkProgress) -> None:
         """Show one progress report."""
         if not self._enabled:
             return
         total = progress.total if progress.total is not None else self._total
-        eta = progress.eta
-        if eta is None:
-            eta = _estimate(max(0, total - progress.done), self._limits)
+        eta = self._eta(total - progress.done, progress.eta)
         status = (
             f"failed {progress.failed}  in flight {progress.in_flight}  "
-            f"{progress.rate:.0f}/s  eta {_duration(eta)}"
+            f"{progress.rate:.0f}/s  {eta}"
         )
         if progress.aborted is not None:
             status = f"stopping: {progress.aborted}"
