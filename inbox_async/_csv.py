@@ -28,6 +28,7 @@ __all__ = [
     "iter_rows",
     "parse_delimiter",
     "read_plan",
+    "same_file",
     "scan",
     "unescape_cell",
 ]
