@@ -303,7 +303,9 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
     end = 1
     try:
         with _open(plan.path, plan.encoding) as f:
-            reader = csv.reader(f, delimiter=plan.delimiter)
+            # strict: a quote that never closes, or text after a closing quote, is a broken
+            # file (exit 2 before anything is sent), not a cell that swallows the rows after it.
+            reader = csv.reader(f, delimiter=plan.delimiter, strict=True)
             next(reader, None)
             end = reader.line_num
             for cells in reader:
@@ -351,7 +353,11 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
                 f"{plan.path} line {end + 1}: a cell of more than 16 MiB; the file is broken "
                 "(a quote that never closes?)"
             ) from None
-        raise CsvError(f"{plan.path} line {end + 1}: {exc}") from None
+        if "unexpected end of data" in str(exc):
+            raise CsvError(f"{plan.path} line {end + 1}: a quoted cell never closes") from None
+        raise CsvError(
+            f"{plan.path} line {end + 1}: {exc} (a quote inside a quoted cell is written twice)"
+        ) from None
     except (OSError, UnicodeError) as exc:
         raise CsvError(f"cannot read {plan.path}: {exc}") from exc
 

@@ -256,6 +256,25 @@ async def test_a_cell_beyond_any_sense_is_a_broken_file(
     assert "line 12" in err
 
 
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [('5,"never closed', "never closes"), ('5,"closed"then more', "quote")],
+)
+async def test_a_broken_quote_is_a_broken_file(
+    tmp_path: Path, server: FakeInboxServer, broken: str, message: str
+) -> None:
+    list_id = server.create_list(columns=[COL_COMPANY])
+    rows = [f"{1000 + i},c" for i in range(10)]
+    rows[4] = broken
+    path = tmp_path / "in.csv"
+    path.write_text(f"platformId,{COL_COMPANY}\n" + "\n".join(rows) + "\n")
+    code, _, err = await _cli("bulk-update", str(path), "--list", list_id, *FAST,
+                              base_url=server.url)  # fmt: skip
+    assert code == 2, err
+    assert server.requests == []
+    assert "line 6" in err and message in err and "Traceback" not in err
+
+
 async def test_progress_has_its_total_and_an_eta_from_the_start(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
