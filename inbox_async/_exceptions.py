@@ -6,6 +6,7 @@ untouched.
 
     InboxError
     ├── ClientClosedError            the client was used after aclose()
+    ├── JournalMismatchError         a bulk journal made for another job (also a ValueError)
     ├── APIConnectionError           no usable response: refused, reset, DNS, TLS, ...
     │   └── APITimeoutError          the request took longer than its timeout
     ├── APIResponseValidationError   a 2xx whose body is not the expected JSON
@@ -35,6 +36,7 @@ __all__ = [
     "ConflictError",
     "InboxError",
     "InternalServerError",
+    "JournalMismatchError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -48,6 +50,10 @@ class InboxError(Exception):
 
 class ClientClosedError(InboxError, RuntimeError):
     """The client was used after it was closed."""
+
+
+class JournalMismatchError(InboxError, ValueError):
+    """A bulk journal belongs to another job (list or server), or to none: it is not reused."""
 
 
 class APIConnectionError(InboxError):

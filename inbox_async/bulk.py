@@ -37,6 +37,7 @@ from ._exceptions import (
     APIStatusError,
     AuthenticationError,
     InboxError,
+    JournalMismatchError,
     PermissionDeniedError,
 )
 from ._log import logger
@@ -65,6 +66,9 @@ _YIELD_EVERY: Final = 256
 _KEPT_BODY: Final = 512
 # The 404 code that means the list itself is gone (a lead missing from it is LEAD_NOT_FOUND).
 _LIST_NOT_FOUND: Final = "LIST_NOT_FOUND"
+# A journal is read this many bytes of lines at a time (about 10,000 lines, a few ms) between
+# turns of the event loop.
+_LOAD_BATCH: Final = 512 * 1024
 # The first line of a journal: the job it belongs to.
 _JOURNAL_HEADER: Final = b"# inbox_async bulk journal v1 "
 
@@ -213,29 +217,57 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str], *, base_url: str, list_id: str) -> None:
         """Open (or start) the journal at `path` for the job on `list_id` at `base_url`.
 
-        Reads the whole file: a bulk job opens it in a worker thread, off the event loop.
-        Raises ValueError when the journal belongs to another job.
+        Reads the whole file at once; a bulk job uses `Journal.open`, which gives the event loop
+        a turn as it reads. Raises JournalMismatchError (a ValueError) when the journal belongs
+        to another job.
         """
+        for _ in self._load(path, base_url, list_id):
+            pass
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, base_url: str, list_id: str) -> Journal:
+        """`Journal(...)`, read in batches with a turn for the event loop after each one.
+
+        A journal of a million lines takes about a second to read; in one step that would stall
+        every other task of the loop (a web app's handlers, the progress display) as long.
+        """
+        journal = cls.__new__(cls)
+        for _ in journal._load(path, base_url, list_id):
+            await asyncio.sleep(0)
+        return journal
+
+    def _load(self, path: str | os.PathLike[str], base_url: str, list_id: str) -> Iterator[None]:
+        """Read the journal, pausing (yielding) after every _LOAD_BATCH lines."""
         self.path = Path(path)
         self._applied: set[int] = set()
-        job = _canonical.encode({"base_url": base_url, "list_id": list_id})
+        applied = self._applied
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if not fresh:
             with self.path.open("rb") as f:
                 self._check_job(f.readline(), base_url, list_id)
-                for line in f:
-                    parts = line.split()
-                    if len(parts) == 3 and parts[0] == b"ok":
-                        with contextlib.suppress(ValueError):
-                            self._applied.add(int(parts[1], 16))
+                while True:
+                    lines = f.readlines(_LOAD_BATCH)
+                    if not lines:
+                        break
+                    for line in lines:
+                        parts = line.split()
+                        if len(parts) == 3 and parts[0] == b"ok":
+                            # try/except rather than suppress(): a context manager per line
+                            # costs more than the rest of the line's work.
+                            try:  # noqa: SIM105
+                                applied.add(int(parts[1], 16))
+                            except ValueError:
+                                pass  # a torn line
+                    yield
         self._file = self.path.open("a", encoding="utf-8")
         if fresh:
+            job = _canonical.encode({"base_url": base_url, "list_id": list_id})
             self._file.write((_JOURNAL_HEADER + job).decode() + "\n")
             self._file.flush()
 
     def _check_job(self, first: bytes, base_url: str, list_id: str) -> None:
         if not first.startswith(_JOURNAL_HEADER):
-            raise ValueError(
+            raise JournalMismatchError(
                 f"journal {str(self.path)!r} does not say which job it belongs to (it was written "
                 "by an older version or is not a journal): delete it or pass another journal path"
             )
@@ -243,9 +275,11 @@ class Journal:
             job = msgspec.json.decode(first[len(_JOURNAL_HEADER) :])
             theirs = (str(job["base_url"]), str(job["list_id"]))
         except (msgspec.DecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"journal {str(self.path)!r} has a damaged first line") from exc
+            raise JournalMismatchError(
+                f"journal {str(self.path)!r} has a damaged first line"
+            ) from exc
         if theirs != (base_url, list_id):
-            raise ValueError(
+            raise JournalMismatchError(
                 f"journal {str(self.path)!r} belongs to list {theirs[1]} at {theirs[0]}, not to "
                 f"this job's list {list_id} at {base_url}: reusing it would skip updates that "
                 "were never made there; pass another journal path"
@@ -354,10 +388,9 @@ class _BulkRun:
         client = self._leads._client
         journal = None
         if self._journal_path is not None:
-            # Off the loop: a journal of a million lines takes seconds to read. Raises before
-            # anything is sent when it belongs to another job.
-            journal = await asyncio.to_thread(
-                Journal, self._journal_path, base_url=client.base_url, list_id=self._list_id
+            # Raises before anything is sent when the journal belongs to another job.
+            journal = await Journal.open(
+                self._journal_path, base_url=client.base_url, list_id=self._list_id
             )
         started = time.monotonic()
         self._samples.append((started, 0))

@@ -34,6 +34,7 @@ from ._csv import (
     same_file,
     scan,
 )
+from ._exceptions import JournalMismatchError
 from ._limiter import check_limits
 from ._validation import check_id
 from .bulk import BulkProgress, BulkReport, LeadUpdate
@@ -453,11 +454,9 @@ async def _apply(
     except asyncio.CancelledError:
         if not interrupted:
             raise
-    except ValueError as exc:
+    except JournalMismatchError as exc:
         # A journal made for another list or server is refused before anything is sent.
-        if stream.report.total == 0 and "journal" in str(exc):
-            raise CsvError(str(exc).replace("journal path", "--journal path")) from None
-        raise
+        raise CsvError(str(exc).replace("journal path", "--journal path")) from None
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
