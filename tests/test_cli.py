@@ -167,6 +167,21 @@ async def test_clear_empty_sends_null_for_empty_cells(
     assert server.lead_data(list_id, "1") == {COL_TITLE: "C"}
 
 
+async def test_a_row_with_nothing_to_set_is_skipped_not_sent(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
+    server.add_leads(list_id, ["1", "2", "3"])
+    rows = [["1", "A", ""], ["2", "", ""], ["3", "", "C"]]
+    path = _write_csv(tmp_path / "a.csv", ["platformId", COL_COMPANY, COL_TITLE], rows)
+    code, out, err = await _cli(
+        "bulk-update", str(path), "--list", list_id, "--no-progress", base_url=server.url
+    )
+    assert code == 0, err
+    assert "applied 2" in out + err and "skipped 1" in out + err
+    assert sorted(r.path.rsplit("/", 1)[-1] for r in server.requests) == ["1", "3"]
+
+
 async def test_killed_midway_then_resumed_with_the_journal(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
