@@ -25,7 +25,7 @@ from ._pipeline import compose
 from ._pipeline.auth import BearerAuth
 from ._pipeline.ratelimit import Limiter
 from ._pipeline.retry import RetryPolicy
-from ._transport import Transport
+from ._transport import Transport, attempt_timeout
 from ._types import JSON_CONTENT_TYPE, Params, Request
 from .resources.import_jobs import ImportJobs
 from .resources.leads import Leads
@@ -121,7 +121,7 @@ class InboxClient:
         )
         self._auth = BearerAuth(config.token)
         self._send = compose([RetryPolicy(sleep=sleep)], self._transport.send)
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout)
+        self._timeout = attempt_timeout(config.timeout)
         self._base_url = URL(config.base_url)
         self._base_path = self._base_url.raw_path.rstrip("/")
         self._calls = 0
@@ -260,4 +260,4 @@ class ClientStats:
 
 
 def _timeout(value: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=check_timeout(value))
+    return attempt_timeout(check_timeout(value))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import time
 import warnings
-from collections import deque
 from typing import Final
 
 import aiohttp
@@ -39,12 +39,20 @@ from ._log import logger
 from ._pipeline.ratelimit import Limiter, nowait_limiter
 from ._types import Request, Response
 
-__all__ = ["ApiDeprecationWarning", "HTTPLibraryError", "HTTPLibraryOSError", "Transport"]
+__all__ = [
+    "ApiDeprecationWarning",
+    "HTTPLibraryError",
+    "HTTPLibraryOSError",
+    "Transport",
+    "attempt_timeout",
+]
 
 _ACCEPT_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
 # Shorter header values are not redacted from error messages: "1" or "on" would mangle them,
 # and are no secret.
 _MIN_SECRET_LENGTH: Final = 4
+# How much sooner than the attempt's whole timeout its connect part ends (see attempt_timeout).
+_CONNECT_MARGIN: Final = 0.005
 
 
 class ApiDeprecationWarning(UserWarning):
@@ -57,10 +65,8 @@ class Transport:
     __slots__ = (
         "_caller_header_values",
         "_closed",
-        "_connection_waiters",
         "_created_at",
         "_default_headers",
-        "_free_connections",
         "_limiter",
         "_loop",
         "_max_connections",
@@ -86,11 +92,6 @@ class Transport:
         self._max_connections = max_connections
         self._default_headers = {**_ACCEPT_HEADERS, **default_headers}
         self._caller_header_values = tuple(default_headers.values())
-        # Connections free in the owned session's pool (its connector has the same limit), so
-        # that a wait for one is the transport's own and can be told from a request in flight.
-        # A borrowed session is shared with code we do not see: aiohttp alone queues there.
-        self._free_connections = max_connections if session is None else sys.maxsize
-        self._connection_waiters: deque[asyncio.Future[bool]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._warned_deprecation = False
@@ -164,18 +165,12 @@ class Transport:
             ticket = await self._limiter.acquire(
                 max_wait=request.max_wait, timeout=request.timeout.total
             )
-        # What the slot goes back with. Once a connection is ours, the request may have arrived
-        # (a cancelled one too) unless a failure says it never left, so its slot runs the window.
-        sent = False
+        # What the slot goes back with. Unless a failure says the request never left, it may
+        # have arrived (a cancelled one too), so its slot runs the window.
+        sent = True
         status: int | None = None
         headers: CIMultiDictProxy[str] | None = None
         try:
-            timeout = request.timeout
-            if self._free_connections > 0:
-                self._free_connections -= 1
-            else:
-                timeout = await self._wait_for_connection(request)
-            sent = True
             self.attempts += 1
             debug = logger.isEnabledFor(logging.DEBUG)
             started = time.perf_counter() if debug else 0.0
@@ -191,7 +186,7 @@ class Transport:
                     data=request.body,
                     params=request.params,
                     headers=request.headers,
-                    timeout=timeout,
+                    timeout=request.timeout,
                     # A redirect is an answer, not an instruction: following it would send the
                     # body to another origin, and a 303 would turn the PATCH into a GET.
                     allow_redirects=False,
@@ -211,6 +206,9 @@ class Transport:
                 )
                 cause = self._scrubbed(exc, request)
             except aiohttp.ConnectionTimeoutError as exc:
+                # No connection in time (every pooled one busy, or connecting too slowly: see
+                # attempt_timeout): the request never left, and this was no attempt.
+                self.attempts -= 1
                 failure, cause = (
                     self._connection_error(request, exc, timeout=True, sent=False),
                     self._scrubbed(exc, request),
@@ -236,11 +234,6 @@ class Transport:
                     "the aiohttp session lent to this InboxClient is closed"
                 )
                 cause = self._scrubbed(exc, request)
-            finally:
-                if self._connection_waiters:
-                    self._return_connection()
-                else:
-                    self._free_connections += 1  # inline: the common case, once per attempt
             if failure is not None:
                 raise failure from cause
             status, headers = response_status, response_headers
@@ -270,56 +263,6 @@ class Transport:
             raise status_error(response)
         return response
 
-    async def _wait_for_connection(self, request: Request) -> aiohttp.ClientTimeout:
-        """Wait, within the attempt's timeout, for one of the session's connections to free up.
-
-        Waiting here rather than inside aiohttp tells a request that never got a connection (it
-        was not sent, whatever the operation) from one that timed out on the wire. Returns the
-        timeout left for the request itself.
-        """
-        loop = asyncio.get_running_loop()
-        granted: asyncio.Future[bool] = loop.create_future()
-        self._connection_waiters.append(granted)
-        total = request.timeout.total
-        started = loop.time()
-        deadline = None if total is None else loop.call_later(total, _give_up, granted)
-        try:
-            if not await granted:
-                raise APITimeoutError(
-                    f"{request.method} {request.path} timed out waiting for a free connection"
-                    f" (all {self._max_connections} in use; raise max_connections)",
-                    method=request.method,
-                    path=request.path,
-                    request_sent=False,
-                )
-        except asyncio.CancelledError:
-            if granted.done() and not granted.cancelled() and granted.result():
-                self._return_connection()  # handed over just as the caller gave up
-            raise
-        finally:
-            if deadline is not None:
-                deadline.cancel()
-        if total is None:
-            return request.timeout
-        timeout = request.timeout
-        return aiohttp.ClientTimeout(
-            total=max(0.001, total - (loop.time() - started)),
-            connect=timeout.connect,
-            sock_read=timeout.sock_read,
-            sock_connect=timeout.sock_connect,
-            ceil_threshold=timeout.ceil_threshold,
-        )
-
-    def _return_connection(self) -> None:
-        """Hand the connection to the longest waiter, or back to the pool."""
-        waiters = self._connection_waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(True)
-                return
-        self._free_connections += 1
-
     def _scrubbed(self, exc: BaseException, request: Request) -> HTTPLibraryError:
         """A stand-in for aiohttp's error: its type and message, without a secret in them."""
         text = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
@@ -347,7 +290,12 @@ class Transport:
         retryable: bool = True,
     ) -> APIConnectionError:
         cls = APITimeoutError if timeout else APIConnectionError
-        if timeout:
+        if timeout and not sent:
+            what = (
+                "timed out before it was sent: no connection in time (every pooled connection"
+                f" busy, or connecting took too long; max_connections={self._max_connections})"
+            )
+        elif timeout:
             what = "timed out"
         elif not retryable:
             what = f"failed: the server's TLS certificate is not trusted ({exc})"
@@ -397,9 +345,20 @@ class Transport:
             )
 
 
-def _give_up(granted: asyncio.Future[bool]) -> None:
-    if not granted.done():
-        granted.set_result(False)
+def attempt_timeout(total: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout for one attempt of `total` seconds, connecting included.
+
+    The connect part (waiting for a pooled connection, or making one) gets a few milliseconds
+    less than the whole, so that running out of time before the request leaves is aiohttp's
+    ConnectionTimeoutError, told apart from a timeout on the wire: such a request was not sent,
+    whatever the operation. Deadlines are exact (aiohttp would round those over 5 s up to the
+    second, which could put both on the same instant). aiohttp starts this clock only when no
+    idle connection is at hand: it costs nothing while the pool has one.
+    """
+    if total is None:
+        return aiohttp.ClientTimeout(total=None)
+    connect = total - min(_CONNECT_MARGIN, total / 100)
+    return aiohttp.ClientTimeout(total=total, connect=connect, ceil_threshold=math.inf)
 
 
 class HTTPLibraryError(Exception):

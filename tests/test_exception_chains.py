@@ -382,6 +382,31 @@ async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
         assert c.rate_limit.in_flight == 0
 
 
+async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_time(
+    sleep: RecordingSleep,
+) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if "slow" in request.path:
+            await asyncio.sleep(1.0)
+        return web.json_response({"prospect": {}, "context": {}, "data": {}})
+
+    async with (
+        tiny_server(handler) as base_url,
+        InboxClient("t", base_url=base_url, max_connections=1, sleep=sleep) as c,
+    ):
+        busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
+        await asyncio.sleep(0.05)
+        patient = asyncio.ensure_future(c.leads.update("abc", "1", UPDATE, timeout=5))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        exc = await _raised(lambda: c.leads.update("abc", "2", UPDATE, timeout=0.3, max_retries=0))
+        assert isinstance(exc, APITimeoutError) and exc.request_sent is False
+        assert 0.29 <= time.monotonic() - started < 0.8  # its own deadline, not the queue's
+        await busy
+        assert (await patient).data == {}
+        assert c.stats.attempts == 2
+
+
 async def test_a_pool_wait_timeout_is_retried_even_for_an_import_job(
     sleep: RecordingSleep,
 ) -> None:
