@@ -356,16 +356,18 @@ async def test_a_redirect_is_not_followed_and_not_retried(
 # -- timeouts and the connection pool -------------------------------------------------------
 
 
+async def _slow_lead(request: web.Request) -> web.StreamResponse:
+    """Answers an update at once, but takes a second over the lead "slow"."""
+    if "slow" in request.path:
+        await asyncio.sleep(1.0)
+    return web.json_response({"prospect": {}, "context": {}, "data": {}})
+
+
 async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
     sleep: RecordingSleep,
 ) -> None:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if "slow" in request.path:
-            await asyncio.sleep(1.0)
-        return web.json_response({"prospect": {}, "context": {}, "data": {}})
-
     async with (
-        tiny_server(handler) as base_url,
+        tiny_server(_slow_lead) as base_url,
         InboxClient("t", base_url=base_url, max_connections=1, sleep=sleep) as c,
     ):
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
@@ -385,13 +387,8 @@ async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
 async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_time(
     sleep: RecordingSleep,
 ) -> None:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if "slow" in request.path:
-            await asyncio.sleep(1.0)
-        return web.json_response({"prospect": {}, "context": {}, "data": {}})
-
     async with (
-        tiny_server(handler) as base_url,
+        tiny_server(_slow_lead) as base_url,
         InboxClient("t", base_url=base_url, max_connections=1, sleep=sleep) as c,
     ):
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
