@@ -235,7 +235,14 @@ class Transport:
                 )
                 cause = self._scrubbed(exc, request)
             if failure is not None:
-                raise failure from cause
+                try:
+                    raise failure from cause
+                except InboxError as raised:
+                    # On Python 3.10 an error thrown into this coroutine by aiohttp can still
+                    # count as being handled here and become __context__, with the request
+                    # headers it holds. A bare raise below keeps it from coming back.
+                    raised.__context__ = None
+                    raise
             status, headers = response_status, response_headers
         except APIConnectionError as exc:
             sent = exc.request_sent

@@ -435,7 +435,15 @@ async def test_every_cell_of_a_failures_file_is_inert_in_a_spreadsheet(
 CELLS = st.tuples(
     st.sampled_from(["", "'", "''", "'''"]),
     st.sampled_from(["", *FORMULA_STARTS]),
-    st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+    st.text(
+        # Python 3.10's csv module can neither write nor read a NUL (3.11 can): there, a file
+        # holding one is refused as broken when it is read, so no NUL can reach the writer.
+        st.characters(
+            exclude_categories=["Cs"],
+            exclude_characters="\0" if sys.version_info < (3, 11) else "",
+        ),
+        max_size=12,
+    ),
 ).map("".join)
 
 

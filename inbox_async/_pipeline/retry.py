@@ -121,7 +121,27 @@ class RetryPolicy:
             request.attempt += 1
             return await next(request)
 
-        return await retrying(attempt)
+        try:
+            return await retrying(attempt)
+        except InboxError as exc:
+            _drop_foreign_context(exc)
+            raise
+
+
+def _drop_foreign_context(exc: BaseException) -> None:
+    """Unlink whatever the HTTP library left as `__context__` along the error's chain.
+
+    On Python 3.10 an aiohttp error thrown into a coroutine can still count as being handled
+    when tenacity raises the last attempt's error, and becomes its `__context__`, with the
+    request headers it holds (Authorization included). The SDK chains only its own errors.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if link.__context__ is not None and not isinstance(link.__context__, InboxError):
+            link.__context__ = None
+        link = link.__cause__ or link.__context__
 
 
 def _log_retry(retry_state: tenacity.RetryCallState) -> None:
