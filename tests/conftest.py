@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import io
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 import pytest
 from aiohttp import web
+from rich.console import Console
+from rich.traceback import Traceback
 
 from inbox_async import InboxClient
 from inbox_async._limiter import RateLimitSnapshot
@@ -54,6 +58,51 @@ async def tiny_server(
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v1"
     finally:
         await runner.cleanup()
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """Every exception reachable through __cause__ and __context__, each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += (current.__cause__, current.__context__)
+
+
+def renderings(exc: BaseException) -> dict[str, str]:
+    """Every way a person or an error tracker may look at `exc` and what it chains."""
+    texts: dict[str, str] = {}
+    for depth, link in enumerate(_chain(exc)):
+        name = f"{depth}:{type(link).__name__}"
+        texts[f"{name} str"] = str(link)
+        texts[f"{name} repr"] = repr(link)
+        texts[f"{name} args"] = repr(link.args)
+        texts[f"{name} vars"] = repr(vars(link)) if hasattr(link, "__dict__") else ""
+        summary = traceback.TracebackException(
+            type(link), link, link.__traceback__, capture_locals=True
+        )
+        texts[f"{name} traceback with locals"] = "".join(summary.format())
+        console = Console(file=io.StringIO(), width=200, color_system=None)
+        console.print(
+            Traceback.from_exception(type(link), link, link.__traceback__, show_locals=True)
+        )
+        out = console.file
+        assert isinstance(out, io.StringIO)
+        texts[f"{name} rich traceback"] = out.getvalue()
+    return texts
+
+
+def assert_no_secret(exc: BaseException, *hidden: str) -> None:
+    """Fail naming where a secret (or its last 12 characters) shows."""
+    texts = renderings(exc)
+    for what, text in texts.items():
+        for secret in hidden:
+            assert secret not in text, f"a secret shows in {what}"
+            assert secret[-12:] not in text, f"part of a secret shows in {what}"
 
 
 class PassThroughLimiter:

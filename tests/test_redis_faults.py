@@ -7,7 +7,6 @@ through the client, the fake Inbox server.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import secrets
 import shutil
@@ -15,7 +14,6 @@ import signal
 import socket
 import subprocess
 import time
-import traceback
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,12 @@ from urllib.parse import quote
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import BusyLoadingError, ResponseError
-from rich.console import Console
-from rich.traceback import Traceback
 
 from inbox_async import APIConnectionError, InboxClient
 from inbox_async._redis_limiter import RedisRateLimiter
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN, eventually
+from .conftest import COL_COMPANY, TOKEN, assert_no_secret, eventually
 
 PASSWORD = "pw-" + secrets.token_hex(12)
 WRONG = "wrong-" + secrets.token_hex(12)
@@ -123,42 +119,6 @@ async def _raised(call: Coroutine[Any, Any, object]) -> tuple[BaseException, flo
     except Exception as exc:
         return exc, time.monotonic() - started
     raise AssertionError("the call did not fail")
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo += (current.__cause__, current.__context__)
-    return seen
-
-
-def _texts(exc: BaseException) -> dict[str, str]:
-    """Every way an error tracker, a log or a debugger may render `exc` and what it chains."""
-    texts: dict[str, str] = {}
-    for i, link in enumerate(_chain(exc)):
-        name = f"{i}:{type(link).__name__}"
-        texts[f"{name} str"] = str(link)
-        texts[f"{name} repr"] = repr(link)
-        texts[f"{name} args"] = repr(link.args)
-        texts[f"{name} vars"] = repr(vars(link))
-    summary = traceback.TracebackException(type(exc), exc, exc.__traceback__, capture_locals=True)
-    texts["traceback with locals"] = "".join(summary.format())
-    out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
-    console.print(Traceback.from_exception(type(exc), exc, exc.__traceback__, show_locals=True))
-    texts["rich traceback with locals"] = out.getvalue()
-    return texts
-
-
-def _assert_no_secret(exc: BaseException, *secret_values: str) -> None:
-    for what, text in _texts(exc).items():
-        for secret in secret_values:
-            assert secret not in text, f"the Redis password shows in {what}"
 
 
 # -- a stuck Redis ---------------------------------------------------------------------------
@@ -308,7 +268,7 @@ async def test_a_refused_redis_fails_fast_without_retries(
     assert "could not reach Redis" in str(exc)
     assert url.replace(PASSWORD, "***") in str(exc)
     assert server.requests == []
-    _assert_no_secret(exc, PASSWORD)
+    assert_no_secret(exc, PASSWORD)
 
 
 @pytest.mark.parametrize(
@@ -340,7 +300,7 @@ async def test_auth_and_configuration_errors_fail_at_once_and_name_the_url_witho
     assert f"127.0.0.1:{auth_redis.port}/{db}" in text
     assert says in text
     assert server.requests == []
-    _assert_no_secret(exc, WRONG, PASSWORD, ODD, quote(ODD, safe=""), quote(ODD))
+    assert_no_secret(exc, WRONG, PASSWORD, ODD, quote(ODD, safe=""), quote(ODD))
 
 
 async def test_a_password_in_the_url_query_shows_nowhere(auth_redis: RedisProcess) -> None:
@@ -350,7 +310,7 @@ async def test_a_password_in_the_url_query_shows_nowhere(auth_redis: RedisProces
         exc, _ = await _raised(limiter.acquire(max_wait=1, timeout=1))
     assert isinstance(exc, APIConnectionError), repr(exc)
     assert f"redis://127.0.0.1:{auth_redis.port}/0 " in str(exc)
-    _assert_no_secret(exc, WRONG)
+    assert_no_secret(exc, WRONG)
 
 
 async def test_a_paused_redis_with_a_password_leaks_it_nowhere(auth_redis: RedisProcess) -> None:
@@ -366,7 +326,7 @@ async def test_a_paused_redis_with_a_password_leaks_it_nowhere(auth_redis: Redis
             auth_redis.resume()
     assert isinstance(exc, APIConnectionError), repr(exc)
     assert took < 4
-    _assert_no_secret(exc, PASSWORD)
+    assert_no_secret(exc, PASSWORD)
 
 
 async def test_a_borrowed_client_with_a_wrong_password_leaks_it_nowhere(
@@ -381,7 +341,7 @@ async def test_a_borrowed_client_with_a_wrong_password_leaks_it_nowhere(
     assert isinstance(exc, APIConnectionError), repr(exc)
     assert exc.retryable is False
     assert f"127.0.0.1:{auth_redis.port}" in str(exc)
-    _assert_no_secret(exc, WRONG)
+    assert_no_secret(exc, WRONG)
 
 
 class _FailingScript:
