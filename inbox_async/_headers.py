@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from ._constants import MAX_SERVER_WAIT
+from ._log import logger
 
 __all__ = [
     "MAX_COUNT",
@@ -111,3 +112,28 @@ def gate_jitter(wait: float, limit: float = 1.0) -> float:
 def hold_cap(window_seconds: Iterable[float]) -> float:
     """The longest a server hint may hold requests back: a day, or the longest window if longer."""
     return max([MAX_SERVER_WAIT, *window_seconds])
+
+
+class ResetReader:
+    """`parse_reset` for one limiter: the first value it cannot read is logged, once."""
+
+    __slots__ = ("_horizon", "_warned", "_who")
+
+    def __init__(self, horizon: float, who: str) -> None:
+        self._horizon = horizon
+        self._who = who
+        self._warned = False
+
+    def __call__(self, text: str | None) -> float | None:
+        """The reset in Unix seconds, or None (logged at WARNING the first time)."""
+        reset = parse_reset(text, horizon=self._horizon)
+        if reset is None and text and not self._warned:
+            self._warned = True
+            logger.warning(
+                "%s: ignoring X-RateLimit-Reset %r: not a Unix time (in seconds or "
+                "milliseconds) within %g s",
+                self._who,
+                text[:40],
+                self._horizon,
+            )
+        return reset

@@ -47,7 +47,14 @@ from ._constants import (
     RATE_RESET_HEADER,
 )
 from ._exceptions import CLIENT_RATE_LIMITED, RateLimitError
-from ._headers import MAX_COUNT, gate_jitter, hold_cap, parse_count, parse_reset, parse_retry_after
+from ._headers import (
+    MAX_COUNT,
+    ResetReader,
+    gate_jitter,
+    hold_cap,
+    parse_count,
+    parse_retry_after,
+)
 from ._log import logger
 
 __all__ = [
@@ -268,6 +275,7 @@ class RateLimiter:
         "_probe_out_until",
         "_probe_waiter",
         "_queued",
+        "_read_reset",
         "_rejudge",
         "_reset_text",
         "_same_size_window",
@@ -281,7 +289,6 @@ class RateLimiter:
         "_timer_loop",
         "_waiters",
         "_waiting",
-        "_warned_reset",
         "_windows",
     )
 
@@ -336,7 +343,7 @@ class RateLimiter:
         self._limit_text: str | None = None
         self._reset_text: str | None = None
         self._same_size_window: _Window | None = None
-        self._warned_reset = False
+        self._read_reset = ResetReader(self._max_hold, "rate limit")
         self._waiting = 0
         self._throttled_since = 0.0
         self._throttled_total = 0.0
@@ -815,18 +822,6 @@ class RateLimiter:
                 self._budget = budget
         if status == 429:
             self._observe_429(now, status, headers)
-
-    def _read_reset(self, text: str | None) -> float | None:
-        reset = parse_reset(text, horizon=self._max_hold)
-        if reset is None and text and not self._warned_reset:
-            self._warned_reset = True
-            logger.warning(
-                "rate limit: ignoring X-RateLimit-Reset %r: not a Unix time (in seconds or "
-                "milliseconds) within %g s",
-                text[:40],
-                self._max_hold,
-            )
-        return reset
 
     def _local_window_is_stricter(self, now: float, server_remaining: int) -> bool:
         """Whether a local window of the server's size counts no fewer requests than it does.

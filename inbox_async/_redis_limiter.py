@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from ._config import check_timeout
 from ._constants import DEFAULT_RATE_LIMITS, DEFAULT_REDIS_TIMEOUT, PROBE_INTERVAL
 from ._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
-from ._headers import gate_jitter, hold_cap, parse_count, parse_reset, parse_retry_after
+from ._headers import ResetReader, gate_jitter, hold_cap, parse_count, parse_retry_after
 from ._limiter import (
     RateLimitSnapshot,
     ThrottleEvent,
@@ -295,7 +295,7 @@ class RedisRateLimiter:
         """Whether a caller of this process waits for the next probe."""
         self._pending = 0
         """Callers of this process inside `acquire`."""
-        self._warned_reset = False
+        self._read_reset = ResetReader(self._max_hold, "rate limit (redis)")
         self._prefix = f"{os.getpid()}.{random.getrandbits(48):x}."
         self._ids = count()
         self._counts: list[int] = [0] * len(windows)
@@ -549,16 +549,7 @@ class RedisRateLimiter:
         remaining = parse_count(headers.get("X-RateLimit-Remaining"))
         if remaining is None:
             return
-        text = headers.get("X-RateLimit-Reset")
-        reset = parse_reset(text, horizon=self._max_hold)
-        if reset is None and text and not self._warned_reset:
-            self._warned_reset = True
-            logger.warning(
-                "rate limit (redis): ignoring X-RateLimit-Reset %r: not a Unix time (in seconds "
-                "or milliseconds) within %g s",
-                text[:40],
-                self._max_hold,
-            )
+        reset = self._read_reset(headers.get("X-RateLimit-Reset"))
         self._server = (parse_count(headers.get("X-RateLimit-Limit")), remaining, reset)
 
     def _throttled(self, reason: str, wait: float | None) -> None:
