@@ -26,7 +26,8 @@ from ._pipeline.auth import BearerAuth
 from ._pipeline.ratelimit import Limiter
 from ._pipeline.retry import RetryPolicy
 from ._transport import Transport, attempt_timeout
-from ._types import JSON_CONTENT_TYPE, Params, Request
+from ._types import JSON_CONTENT_TYPE, Params, Priority, Request
+from ._validation import check_priority
 from .resources.import_jobs import ImportJobs
 from .resources.leads import Leads
 from .resources.prospects import Prospects
@@ -191,14 +192,16 @@ class InboxClient:
         timeout: float | None = None,
         max_retries: int | None = None,
         max_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> T:
         """Send one API call through the pipeline and decode its body as `cast`.
 
         `path` is below the base URL with every parameter already percent-encoded (the resource
-        methods do that); `retry_safe` says whether repeating the call is harmless.
+        methods do that); `retry_safe` says whether repeating the call is harmless; `priority`
+        says who waits first for the rate limit.
         """
         request = self._prepare(
-            method, path, json, params, retry_safe, timeout, max_retries, max_wait
+            method, path, json, params, retry_safe, timeout, max_retries, max_wait, priority
         )
         return decode(await self._send(request), cast)
 
@@ -212,6 +215,7 @@ class InboxClient:
         timeout: float | None,
         max_retries: int | None,
         max_wait: float | None,
+        priority: Priority = "interactive",
     ) -> Request:
         """The request for one call, authenticated; `request` sends it (and so may a resource).
 
@@ -237,6 +241,8 @@ class InboxClient:
                 else check_timeout(max_wait, "max_rate_limit_wait")
             ),
             {"Content-Type": JSON_CONTENT_TYPE} if body is not None else {},
+            1,
+            priority if priority == "interactive" else check_priority("priority", priority),
         )
         self._auth(request)
         self._transport.check_usable()

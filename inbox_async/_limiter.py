@@ -56,6 +56,7 @@ from ._headers import (
     parse_retry_after,
 )
 from ._log import logger
+from ._types import Priority
 
 __all__ = [
     "RateLimitSnapshot",
@@ -361,12 +362,14 @@ class RateLimiter:
 
     # -- the calls the transport makes for each attempt ---------------------------------------
 
-    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> object:
+    async def acquire(
+        self, *, max_wait: float, timeout: float | None = None, priority: Priority = "interactive"
+    ) -> object:
         """Wait for a slot under every window, the server's budget and the gate.
 
         Returns the ticket to hand back to `release`: None, or a probe's ticket.
         """
-        if self.try_acquire():
+        if self.try_acquire(priority):
             return None
         return await self._wait(asyncio.get_running_loop(), _now(), max_wait, timeout)
 
@@ -383,7 +386,7 @@ class RateLimiter:
 
     # -- the same without a coroutine, for the hot path --------------------------------------
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, priority: Priority = "interactive") -> bool:
         """Take a slot if one is free now, without waiting; False when the caller must wait.
 
         `acquire` starts with this. The transport calls it directly, so the common case

@@ -49,6 +49,7 @@ from ._limiter import (
     check_probe_interval,
 )
 from ._log import logger
+from ._types import Priority
 
 try:
     import redis.asyncio as aioredis
@@ -328,7 +329,9 @@ class RedisRateLimiter:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> str:
+    async def acquire(
+        self, *, max_wait: float, timeout: float | None = None, priority: Priority = "interactive"
+    ) -> str:
         """Take a slot in every shared window, waiting (at most `max_wait`) for one."""
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -159,11 +159,12 @@ class Transport:
         # the more requests are in flight. A limiter that can answer at once (the local one) is
         # asked without a coroutine when a slot is free; Redis always awaits.
         nowait = self._nowait
-        if nowait is not None and nowait.try_acquire():
+        priority = request.priority
+        if nowait is not None and nowait.try_acquire(priority):
             ticket: object = None
         else:
             ticket = await self._limiter.acquire(
-                max_wait=request.max_wait, timeout=request.timeout.total
+                max_wait=request.max_wait, timeout=request.timeout.total, priority=priority
             )
         # What the slot goes back with. Unless a failure says the request never left, it may
         # have arrived (a cancelled one too), so its slot runs the window.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import aiohttp
 import msgspec
@@ -12,9 +12,12 @@ from yarl import URL
 
 from ._constants import REQUEST_ID_HEADER
 
-__all__ = ["Handler", "Request", "Response", "Stage"]
+__all__ = ["Handler", "Priority", "Request", "Response", "Stage"]
 
 Params = Sequence[tuple[str, str]]
+
+Priority = Literal["interactive", "background"]
+"""Who waits first for a rate-limit slot: a person ("interactive"), then bulk work."""
 
 
 class Request(msgspec.Struct, eq=False, gc=False):
@@ -37,6 +40,8 @@ class Request(msgspec.Struct, eq=False, gc=False):
     """Longest wait for the rate limit (Retry-After, local windows) before RateLimitError."""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     attempt: int = 1
+    priority: Priority = "interactive"
+    """Interactive callers are served first; background ones leave the limiter's reserve."""
 
     # `headers` is kept out of both reprs: it carries the Authorization header, and tracebacks
     # that show locals (error trackers, rich, pytest -l) render every frame's `request`.

@@ -7,11 +7,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
+from ._types import Priority
+
 __all__ = [
     "check_column_data",
     "check_id",
     "check_platform_id",
     "check_platform_ids",
+    "check_priority",
     "segment",
 ]
 
@@ -21,6 +24,18 @@ _SHOWN: Final = 60
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+PRIORITIES: Final = ("interactive", "background")
+
+
+def check_priority(name: str, value: object) -> Priority:
+    """`value` as a priority; a ValueError naming `name` for anything else."""
+    if value == "interactive":
+        return "interactive"
+    if value == "background":
+        return "background"
+    raise ValueError(f"{name} must be 'interactive' or 'background', not {_shown(value)}")
 
 
 def check_id(name: str, value: object) -> str:

@@ -111,7 +111,9 @@ class PassThroughLimiter:
     def __init__(self) -> None:
         self.released: list[tuple[bool, int | None]] = []
 
-    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> object:
+    async def acquire(
+        self, *, max_wait: float, timeout: float | None = None, priority: str = "interactive"
+    ) -> object:
         return None
 
     async def release(

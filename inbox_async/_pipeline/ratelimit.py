@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Protocol, cast
 
 from .._limiter import RateLimitSnapshot
+from .._types import Priority
 
 __all__ = ["Limiter", "nowait_limiter"]
 
@@ -18,8 +19,13 @@ __all__ = ["Limiter", "nowait_limiter"]
 class Limiter(Protocol):
     """What the transport needs of a limiter (the local `RateLimiter`, or `RedisRateLimiter`)."""
 
-    async def acquire(self, *, max_wait: float, timeout: float | None = None) -> object:
+    async def acquire(
+        self, *, max_wait: float, timeout: float | None = None, priority: Priority = "interactive"
+    ) -> object:
         """Wait for a slot; raise RateLimitError if that would take longer than `max_wait`.
+
+        Interactive callers are served before background ones; background ones leave the
+        limiter's reserve untouched.
 
         Returns a ticket that is handed back to `release`.
         """
@@ -44,7 +50,7 @@ class Limiter(Protocol):
 class _NowaitLimiter(Protocol):
     """What a limiter may add: calls that answer at once (the local `RateLimiter` has them)."""
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, priority: Priority = "interactive") -> bool:
         """Take a slot if one is free now; False when the caller has to `acquire`."""
         ...
 
