@@ -43,7 +43,10 @@ class InboxClient:
     """An asyncio client for the Inbox API.
 
     One client is meant to be shared: create it once (per event loop) and use it from as many
-    tasks as you like. Close it with `async with` or `await client.aclose()`.
+    tasks as you like. Close it with `async with` or `await client.aclose()`. Every resource
+    method also takes `timeout`, `max_retries`, `max_rate_limit_wait` and `priority` for that
+    call; `with_options` makes a client with other defaults on the same connection pool, and
+    `<resource>.with_raw_response.<method>` returns the `RawResponse` (status, headers, timing).
 
         async with InboxClient() as client:  # token from INBOX_API_TOKEN
             lead = await client.leads.update("l44e15irdq4db30i77cgphhx", "44196397",

@@ -65,7 +65,12 @@ class ApiDeprecationWarning(UserWarning):
 
 
 class Transport:
-    """Sends one attempt over an aiohttp session the client owns or borrows."""
+    """Sends one attempt over an aiohttp session the client owns or borrows.
+
+    The session it creates goes through the proxy the client's config read from the
+    environment (if any); a borrowed one keeps its own settings. `derive` makes the transport
+    of a `with_options` client: its own headers and counters on this one's session.
+    """
 
     __slots__ = (
         "__weakref__",
@@ -139,6 +144,9 @@ class Transport:
             proxy=owner._proxy,
             owner=owner,
         )
+        # One pool, one event loop: a derived client used on another loop fails as the
+        # original would.
+        child._loop = owner._loop
         if owner._closed:
             child._closed = True
         owner._derived.add(child)

@@ -245,6 +245,7 @@ async def test_proxy_credentials_never_show_in_errors(
             with pytest.raises(APIConnectionError) as caught:
                 await client.prospects.get("p1")
     assert refusing.seen[0].headers["Proxy-Authorization"] == f"Basic {PROXY_BASIC}"
+    assert PROXY_PASSWORD not in repr(client._config) + repr(client)
     assert_no_secret(caught.value, PROXY_PASSWORD, PROXY_BASIC, PROXY_USER, TOKEN)
 
 

@@ -15,6 +15,7 @@ from inbox_async import (
     APITimeoutError,
     ClientClosedError,
     InboxClient,
+    InboxError,
     InternalServerError,
     RateLimitError,
 )
@@ -183,6 +184,20 @@ async def test_an_unclosed_derived_client_does_not_warn(
         del derived
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+async def test_a_derived_client_is_bound_to_the_same_event_loop(
+    server: FakeInboxServer, list_id: str, client: InboxClient
+) -> None:
+    await client.prospects.lookup(LEADS[0])
+    derived = client.with_options()
+
+    def on_another_loop() -> None:
+        asyncio.run(derived.prospects.lookup(LEADS[0]))
+
+    with pytest.raises(InboxError, match="another event loop"):
+        await asyncio.to_thread(on_another_loop)
+    assert len(server.requests) == 1
 
 
 async def test_derived_stats_are_its_own(
