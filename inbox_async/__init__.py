@@ -21,6 +21,7 @@ from ._exceptions import (
     UnprocessableEntityError,
 )
 from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
+from ._sync import SyncInboxClient
 from ._transport import ApiDeprecationWarning
 from .bulk import BulkFailure, BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, LeadUpdate
 
@@ -90,6 +91,7 @@ __all__ = [
     "RateLimiter",
     "RedisRateLimiter",
     "RemoveLeadsResult",
+    "SyncInboxClient",
     "Thread",
     "ThrottleEvent",
     "UnprocessableEntityError",

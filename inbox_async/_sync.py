@@ -1,0 +1,702 @@
+"""SyncInboxClient: the async client run on one private event-loop thread, every method blocking.
+
+    caller thread                         the client's loop thread
+    client.leads.update(...)  --coro-->   InboxClient.leads.update(...)  (pipeline, transport)
+          blocks on a Future  <--result-- (or the SDK's own exception, as the async client raises)
+
+One loop and one daemon thread per client, made in the constructor and ended by `close()`:
+never a loop per call, so the connection pool and the rate limiter live as long as the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from msgspec import UNSET, UnsetType
+from yarl import URL
+
+from ._client import ClientStats, InboxClient
+from ._constants import (
+    DEFAULT_BULK_CONCURRENCY,
+    DEFAULT_BULK_MAX_WAIT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RATE_LIMIT_WAIT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RATE_LIMITS,
+    DEFAULT_TIMEOUT,
+)
+from ._exceptions import ClientClosedError
+from ._limiter import RateLimitSnapshot, ThrottleEvent
+from ._pipeline.ratelimit import Limiter
+from .bulk import BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, UpdateInput
+from .models import (
+    AddLeadsResult,
+    ColumnMapping,
+    ImportJob,
+    ImportJobPage,
+    Lead,
+    ProspectWithContext,
+    RemoveLeadsResult,
+)
+from .resources.import_jobs import ImportJobs
+from .resources.leads import Leads
+from .resources.prospects import Prospects
+
+__all__ = [
+    "LoopThread",
+    "SyncBulkUpdateStream",
+    "SyncImportJobs",
+    "SyncInboxClient",
+    "SyncLeads",
+    "SyncProspects",
+]
+
+T = TypeVar("T")
+
+# How long a call interrupted by Ctrl-C waits for its cancelled task to end on the loop (its
+# connection released, its rate-limit slot accounted for) before the KeyboardInterrupt goes on.
+_CANCEL_GRACE: Final = 5.0
+_END: Final = object()
+
+
+def _check_not_in_loop(what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        f"{what} was called from a thread that is running an event loop: blocking there "
+        "stalls that loop, and deadlocks when the call needs it (a fake server on that loop, "
+        "or a callback on the client's own loop thread). Use InboxClient with await there, or "
+        "run the blocking call in a worker thread (await asyncio.to_thread(...))"
+    )
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    """The loop thread: run until stopped, then end what is left as asyncio.run() does."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+class LoopThread:
+    """One event loop on one daemon thread; `run` blocks its caller until a coroutine ends.
+
+    Safe to call from any number of threads at once. `stop` ends the thread; anything still
+    running on the loop then is cancelled, and its callers get `ClientClosedError`.
+    """
+
+    def __init__(self, name: str, *, owner: str = "SyncInboxClient") -> None:
+        """Start the thread and its loop."""
+        self._owner = owner
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+        self._stopped = False
+        # The target holds the loop only, not this object, so an unclosed owner can be freed.
+        self._thread = threading.Thread(target=_serve, args=(self._loop,), name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the coroutines run on."""
+        return self._loop
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop` has been called."""
+        return self._stopped
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the loop and return its result (or raise its exception) here."""
+        try:
+            _check_not_in_loop(self._owner)
+        except RuntimeError:
+            coro.close()  # never awaited, on purpose: no "was never awaited" warning
+            raise
+        return self._submit(coro)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Call `fn` on the loop thread (to read state the loop mutates) and return its result."""
+
+        async def on_loop() -> T:
+            return fn()
+
+        return self.run(on_loop())
+
+    def iterate(self, source: AsyncIterable[T]) -> Iterator[T]:
+        """Iterate `source` on the loop, one item per round trip, as a plain iterator."""
+        return _SyncIterator(self, source)
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> T:
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        task_box: list[asyncio.Task[T]] = []
+
+        def finish(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                done.cancel()
+            elif (exc := task.exception()) is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(task.result())
+
+        def start() -> None:
+            task = self._loop.create_task(coro)
+            task_box.append(task)
+            task.add_done_callback(finish)
+
+        with self._lock:
+            if self._stopped:
+                coro.close()
+                raise ClientClosedError(f"the {self._owner} is closed")
+            self._loop.call_soon_threadsafe(start)
+        try:
+            return done.result()
+        except KeyboardInterrupt:
+            # Ctrl-C in the caller: cancel the call on the loop and let it end, so nothing of it
+            # is left running behind the interrupted program.
+            self._loop.call_soon_threadsafe(_cancel, task_box)
+            concurrent.futures.wait([done], timeout=_CANCEL_GRACE)
+            raise
+        except concurrent.futures.CancelledError:
+            raise ClientClosedError(
+                f"the {self._owner} was closed while the call was running"
+            ) from None
+
+    def stop(self, final: Coroutine[Any, Any, object] | None = None) -> None:
+        """Run `final` (a clean-up) on the loop, then end the thread; later calls do nothing."""
+        try:
+            _check_not_in_loop(self._owner)
+        except RuntimeError:
+            if final is not None:
+                final.close()
+            raise
+        with self._lock:
+            if self._stopped:
+                if final is not None:
+                    final.close()
+                return
+            self._stopped = True
+        try:
+            if final is not None:
+                self._run_final(final)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+
+    def _run_final(self, final: Coroutine[Any, Any, object]) -> None:
+        # Past the stopped flag on purpose: the clean-up is the last call the loop takes.
+        future = asyncio.run_coroutine_threadsafe(final, self._loop)
+        future.result()
+
+
+def _cancel(task_box: list[asyncio.Task[Any]]) -> None:
+    for task in task_box:
+        task.cancel()
+
+
+async def _anext(iterator: AsyncIterator[T]) -> T | object:
+    # A sentinel, not StopAsyncIteration: that exception is not meant to cross a Future.
+    try:
+        return await iterator.__anext__()
+    except StopAsyncIteration:
+        return _END
+
+
+class _SyncIterator(Iterator[T]):
+    """A plain iterator over an async iterable that lives on a LoopThread."""
+
+    def __init__(self, portal: LoopThread, source: AsyncIterable[T]) -> None:
+        self._portal = portal
+        self._source = source
+        self._iterator: AsyncIterator[T] | None = None
+        self._done = False
+
+    def __iter__(self) -> _SyncIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        if self._iterator is None:
+            self._iterator = self._portal.call(self._source.__aiter__)
+        item = self._portal.run(_anext(self._iterator))
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        return item  # type: ignore[return-value]  # not _END, so a T
+
+    def close(self) -> None:
+        """Stop early: the async iterator is closed on its loop."""
+        if self._done:
+            return
+        self._done = True
+        iterator, self._iterator = self._iterator, None
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None and not self._portal.stopped:
+            self._portal.run(aclose())
+
+
+class SyncInboxClient:
+    """A blocking client for the Inbox API: `InboxClient` run on a private event-loop thread.
+
+    For scripts, notebooks, Django views and Celery tasks. Every method blocks until its call
+    is done and returns what the async method returns, or raises the same `InboxError`. One
+    client (and its one loop thread, connection pool and rate limiter) is meant to be shared by
+    every thread of the program; close it with `with` or `close()`.
+
+        with SyncInboxClient() as client:  # token from INBOX_API_TOKEN
+            lead = client.leads.update("l44e15irdq4db30i77cgphhx", "44196397",
+                                       {"custom_q5cktl47a6pqa74eu06fz89v": "Acme"})
+
+    It works in a program that runs an event loop in another thread. Called from a thread
+    that is running an event loop it raises RuntimeError instead of blocking that loop (which
+    would deadlock if the call needed it): use `InboxClient` there, or `asyncio.to_thread`.
+    Ctrl-C in a waiting caller cancels its call on the loop, then raises KeyboardInterrupt.
+    """
+
+    leads: SyncLeads
+    """Leads of a list: update custom columns, add and remove."""
+    import_jobs: SyncImportJobs
+    """Import jobs of a list: list, create from CSV, cancel."""
+    prospects: SyncProspects
+    """Prospects: look up, get, update the team's context."""
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | URL | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_rate_limit_wait: float = DEFAULT_MAX_RATE_LIMIT_WAIT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        default_headers: Mapping[str, str] | None = None,
+        allow_insecure_http: bool = False,
+        rate_limits: Sequence[tuple[int, float]] | None = DEFAULT_RATE_LIMITS,
+        limiter: Limiter | None = None,
+        on_throttle: Callable[[ThrottleEvent], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        """Check every option now, as `InboxClient` does, and start the loop thread.
+
+        The options are `InboxClient`'s, less `session=`: an aiohttp session belongs to the
+        loop it was made on, and this client runs its own. `on_throttle` and `sleep` run on the
+        client's loop thread. A `limiter` is used from that thread: share it only with clients
+        of this one (not with other SyncInboxClients, which run other loops).
+        """
+        try:
+            client = InboxClient(
+                token,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                max_rate_limit_wait=max_rate_limit_wait,
+                max_connections=max_connections,
+                default_headers=default_headers,
+                allow_insecure_http=allow_insecure_http,
+                rate_limits=rate_limits,
+                limiter=limiter,
+                on_throttle=on_throttle,
+                sleep=sleep,
+            )
+        except (TypeError, ValueError) as exc:
+            # As in InboxClient: tracebacks with locals render this frame, so the secrets go.
+            token = default_headers = None
+            raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
+        token = default_headers = None
+        self._setup(client, LoopThread("inbox-async-sync"), owns_loop=True)
+
+    def _setup(self, client: InboxClient, portal: LoopThread, *, owns_loop: bool) -> None:
+        self._client = client
+        self._portal = portal
+        self._owns_loop = owns_loop
+        self.leads = SyncLeads(portal, client.leads)
+        self.import_jobs = SyncImportJobs(portal, client.import_jobs)
+        self.prospects = SyncProspects(portal, client.prospects)
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL, without a trailing slash."""
+        return self._client.base_url
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters since the client was made: calls, and HTTP attempts including retries."""
+        if self._portal.stopped:
+            return self._client.stats
+        return self._portal.call(lambda: self._client.stats)
+
+    @property
+    def limiter(self) -> Limiter:
+        """The rate limiter every request of this client goes through (on its loop thread)."""
+        return self._client.limiter
+
+    @property
+    def rate_limit(self) -> RateLimitSnapshot:
+        """The limiter's state now (windows, the server's last headers, the 429 gate)."""
+        if self._portal.stopped:
+            return self._client.rate_limit
+        # Read on the loop: the limiter's windows change there while calls run.
+        return self._portal.call(lambda: self._client.rate_limit)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client has been closed."""
+        return self._portal.stopped or self._client.closed
+
+    @property
+    def async_client(self) -> InboxClient:
+        """The InboxClient underneath; await it only on this client's loop (from callbacks)."""
+        return self._client
+
+    def __repr__(self) -> str:
+        client = getattr(self, "_client", None)
+        portal = getattr(self, "_portal", None)
+        if client is None or portal is None:
+            return "<SyncInboxClient (not constructed)>"
+        state = "closed" if self.closed else "open"
+        return f"<SyncInboxClient base_url={client.base_url!r} {state}>"
+
+    def __enter__(self) -> SyncInboxClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session and end the loop thread; safe to call more than once.
+
+        Calls still running in other threads are cancelled and raise `ClientClosedError`,
+        as does any call made afterwards.
+        """
+        self._portal.stop(self._client.aclose())
+
+
+class SyncLeads:
+    """Blocking `client.leads`: update a lead's custom columns, add or remove leads of a list."""
+
+    __slots__ = ("_leads", "_portal")
+
+    def __init__(self, portal: LoopThread, leads: Leads) -> None:
+        self._portal = portal
+        self._leads = leads
+
+    def update(
+        self,
+        list_id: str,
+        platform_id: str | int,
+        data: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+    ) -> Lead:
+        """Set custom column values of one lead; a value of None clears that column."""
+        return self._portal.run(
+            self._leads.update(
+                list_id,
+                platform_id,
+                data,
+                timeout=timeout,
+                max_retries=max_retries,
+                max_rate_limit_wait=max_rate_limit_wait,
+            )
+        )
+
+    def add(
+        self,
+        list_id: str,
+        platform_ids: Iterable[str | int],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> AddLeadsResult:
+        """Add prospects to a list by platform id, 2,000 per request, merging the results."""
+        return self._portal.run(
+            self._leads.add(list_id, platform_ids, timeout=timeout, max_retries=max_retries)
+        )
+
+    def remove(
+        self,
+        list_id: str,
+        platform_ids: Iterable[str | int],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> RemoveLeadsResult:
+        """Remove leads from a list by platform id, 2,000 per request, summing the counts."""
+        return self._portal.run(
+            self._leads.remove(list_id, platform_ids, timeout=timeout, max_retries=max_retries)
+        )
+
+    def bulk_update(
+        self,
+        list_id: str,
+        updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
+        *,
+        concurrency: int = DEFAULT_BULK_CONCURRENCY,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
+    ) -> BulkReport:
+        """Update many leads, `concurrency` at a time; block until done and return the report.
+
+        As `InboxClient.leads.bulk_update`. `updates` (a plain iterable is fine) is pulled and
+        `on_progress` is called on the client's loop thread: keep both quick, and do not call
+        this client from them (that raises RuntimeError, as blocking there would deadlock).
+        """
+        return self._portal.run(
+            self._leads.bulk_update(
+                list_id,
+                updates,
+                concurrency=concurrency,
+                on_progress=on_progress,
+                journal=journal,
+                max_rate_limit_wait=max_rate_limit_wait,
+            )
+        )
+
+    def bulk_update_stream(
+        self,
+        list_id: str,
+        updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
+        *,
+        concurrency: int = DEFAULT_BULK_CONCURRENCY,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
+    ) -> SyncBulkUpdateStream:
+        """Like `bulk_update`, but yields each item's `BulkOutcome` as it finishes.
+
+        with client.leads.bulk_update_stream(list_id, updates) as stream:
+            for outcome in stream:
+                write_result(outcome.platform_id, outcome.ok, outcome.error)
+        """
+        stream = self._portal.call(
+            lambda: self._leads.bulk_update_stream(
+                list_id,
+                updates,
+                concurrency=concurrency,
+                on_progress=on_progress,
+                journal=journal,
+                max_rate_limit_wait=max_rate_limit_wait,
+            )
+        )
+        return SyncBulkUpdateStream(self._portal, stream)
+
+
+class SyncBulkUpdateStream:
+    """Yields each update's outcome as it finishes; use it as `with ... as stream`.
+
+    The job runs on the client's loop while you iterate, at most `concurrency` outcomes ahead
+    of you; leaving the `with` block early stops it (items in flight are cancelled).
+    """
+
+    def __init__(self, portal: LoopThread, stream: BulkUpdateStream) -> None:
+        self._portal = portal
+        self._stream = stream
+        self._outcomes = _SyncIterator(portal, stream)
+
+    @property
+    def report(self) -> BulkReport:
+        """Counts so far; final once iteration has finished."""
+        return self._stream.report
+
+    def __enter__(self) -> SyncBulkUpdateStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[BulkOutcome]:
+        return self._outcomes
+
+    def close(self) -> None:
+        """Stop the job if it is still running; safe to call more than once."""
+        if self._portal.stopped:
+            return
+        self._outcomes.close()
+        self._portal.run(self._stream.aclose())
+
+
+class SyncImportJobs:
+    """Blocking `client.import_jobs`: list, create and cancel the import jobs of a list."""
+
+    __slots__ = ("_jobs", "_portal")
+
+    def __init__(self, portal: LoopThread, jobs: ImportJobs) -> None:
+        self._portal = portal
+        self._jobs = jobs
+
+    def list(
+        self,
+        list_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Iterator[ImportJob]:
+        """Every import job of the list, newest first, fetched a page at a time as you iterate."""
+        # The arguments are checked here and now, as the async method does.
+        jobs = self._jobs.list(
+            list_id, status=status, limit=limit, timeout=timeout, max_retries=max_retries
+        )
+        return self._portal.iterate(jobs)
+
+    def list_page(
+        self,
+        list_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ImportJobPage:
+        """One page of the list's import jobs; pass `next_cursor` back for the next one."""
+        return self._portal.run(
+            self._jobs.list_page(
+                list_id,
+                status=status,
+                cursor=cursor,
+                limit=limit,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
+        )
+
+    def create_csv(
+        self,
+        list_id: str,
+        content: str,
+        *,
+        file_name: str,
+        column_mapping: Mapping[str, str] | Iterable[ColumnMapping] = (),
+        merge_strategy: str = "overwrite",
+        timeout: float | None = None,
+    ) -> ImportJob:
+        """Start importing CSV text into the list; `column_mapping` maps CSV headers to columns."""
+        return self._portal.run(
+            self._jobs.create_csv(
+                list_id,
+                content,
+                file_name=file_name,
+                column_mapping=column_mapping,
+                merge_strategy=merge_strategy,
+                timeout=timeout,
+            )
+        )
+
+    def cancel(
+        self,
+        list_id: str,
+        import_job_id: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ImportJob:
+        """Cancel a queued or running import job."""
+        return self._portal.run(
+            self._jobs.cancel(list_id, import_job_id, timeout=timeout, max_retries=max_retries)
+        )
+
+
+class SyncProspects:
+    """Blocking `client.prospects`: look up prospects and update the team's context on them."""
+
+    __slots__ = ("_portal", "_prospects")
+
+    def __init__(self, portal: LoopThread, prospects: Prospects) -> None:
+        self._portal = portal
+        self._prospects = prospects
+
+    def lookup(
+        self,
+        platform_id: str | int,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ProspectWithContext | None:
+        """The prospect with this platform id, or None if Inbox does not know it."""
+        return self._portal.run(
+            self._prospects.lookup(platform_id, timeout=timeout, max_retries=max_retries)
+        )
+
+    def get(
+        self,
+        prospect_id: str,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ProspectWithContext:
+        """The prospect with this Inbox prospect id."""
+        return self._portal.run(
+            self._prospects.get(prospect_id, timeout=timeout, max_retries=max_retries)
+        )
+
+    def update_context(
+        self,
+        prospect_id: str,
+        *,
+        notes: str | UnsetType | None = UNSET,
+        valuation: float | UnsetType | None = UNSET,
+        status_id: str | UnsetType | None = UNSET,
+        add_tags: list[str] | UnsetType = UNSET,
+        remove_tags: list[str] | UnsetType = UNSET,
+        assignee_id: str | UnsetType | None = UNSET,
+        done: bool | UnsetType = UNSET,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> ProspectWithContext:
+        """Change the team's context on a prospect; fields left out are left alone."""
+        return self._portal.run(
+            self._prospects.update_context(
+                prospect_id,
+                notes=notes,
+                valuation=valuation,
+                status_id=status_id,
+                add_tags=add_tags,
+                remove_tags=remove_tags,
+                assignee_id=assignee_id,
+                done=done,
+                timeout=timeout,
+                max_retries=max_retries,
+            )
+        )
