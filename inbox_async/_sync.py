@@ -65,6 +65,7 @@ __all__ = [
     "SyncInboxClient",
     "SyncLeads",
     "SyncProspects",
+    "check_not_in_loop",
 ]
 
 T = TypeVar("T")
@@ -75,7 +76,8 @@ _CANCEL_GRACE: Final = 5.0
 _END: Final = object()
 
 
-def _check_not_in_loop(what: str) -> None:
+def check_not_in_loop(what: str) -> None:
+    """Raise RuntimeError if this thread runs an event loop, which a blocking call would stall."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -135,7 +137,7 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the loop and return its result (or raise its exception) here."""
         try:
-            _check_not_in_loop(self._owner)
+            check_not_in_loop(self._owner)
         except RuntimeError:
             coro.close()  # never awaited, on purpose: no "was never awaited" warning
             raise
@@ -191,7 +193,7 @@ class LoopThread:
     def stop(self, final: Coroutine[Any, Any, object] | None = None) -> None:
         """Run `final` (a clean-up) on the loop, then end the thread; later calls do nothing."""
         try:
-            _check_not_in_loop(self._owner)
+            check_not_in_loop(self._owner)
         except RuntimeError:
             if final is not None:
                 final.close()

@@ -17,7 +17,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from .._sync import LoopThread
+from .._sync import LoopThread, check_not_in_loop
 from ._api import Api, ApiError, ErrorFormat, error_body, reason
 from ._faults import Fault, FaultInjector
 from ._ratelimit import RateDecision, SlidingWindowLimiter
@@ -260,6 +260,7 @@ class FakeInboxServer:
         """
         if self._thread is not None:
             return self
+        check_not_in_loop("FakeInboxServer.start_in_thread()")
         thread = LoopThread("inbox-async-fake-server", owner="FakeInboxServer")
         try:
             thread.run(self.start())
