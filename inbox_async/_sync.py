@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
+import functools
 import threading
 from collections.abc import (
     AsyncIterable,
@@ -20,21 +20,17 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
-    Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
-from msgspec import UNSET, UnsetType
 from yarl import URL
 
 from ._client import ClientStats, InboxClient
 from ._constants import (
-    DEFAULT_BULK_CONCURRENCY,
-    DEFAULT_BULK_MAX_WAIT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RATE_LIMIT_WAIT,
     DEFAULT_MAX_RETRIES,
@@ -44,16 +40,7 @@ from ._constants import (
 from ._exceptions import ClientClosedError
 from ._limiter import RateLimitSnapshot, ThrottleEvent
 from ._pipeline.ratelimit import Limiter
-from .bulk import BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, UpdateInput
-from .models import (
-    AddLeadsResult,
-    ColumnMapping,
-    ImportJob,
-    ImportJobPage,
-    Lead,
-    ProspectWithContext,
-    RemoveLeadsResult,
-)
+from .bulk import BulkOutcome, BulkReport, BulkUpdateStream
 from .resources.import_jobs import ImportJobs
 from .resources.leads import Leads
 from .resources.prospects import Prospects
@@ -69,6 +56,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
+S = TypeVar("S")
+P = ParamSpec("P")
 
 # How long a call interrupted by Ctrl-C waits for its cancelled task to end on the loop (its
 # connection released, its rate-limit slot accounted for) before the KeyboardInterrupt goes on.
@@ -139,7 +129,7 @@ class LoopThread:
         try:
             check_not_in_loop(self._owner)
         except RuntimeError:
-            coro.close()  # never awaited, on purpose: no "was never awaited" warning
+            _discard(coro)
             raise
         return self._submit(coro)
 
@@ -151,15 +141,46 @@ class LoopThread:
 
         return self.run(on_loop())
 
-    def iterate(self, source: AsyncIterable[T]) -> Iterator[T]:
-        """Iterate `source` on the loop, one item per round trip, as a plain iterator."""
-        return _SyncIterator(self, source)
+    def blocking(self, method: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+        """`method` made blocking: each call runs it on the loop and returns its result here.
 
-    def _submit(self, coro: Coroutine[Any, Any, T]) -> T:
+        The signature (and the docstring) are the method's, for type checkers and IDEs.
+        """
+        owner = self._owner
+        submit = self._submit
+
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            check_not_in_loop(owner)
+            return submit(method(*args, **kwargs))
+
+        return call
+
+    def on_loop(
+        self, method: Callable[P, R], convert: Callable[[LoopThread, R], S]
+    ) -> Callable[P, S]:
+        """`method` (a plain one) called on the loop thread, its result converted here."""
+
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> S:
+            return convert(self, self.call(functools.partial(method, *args, **kwargs)))
+
+        return call
+
+    def iterating(self, method: Callable[P, AsyncIterable[T]]) -> Callable[P, Iterator[T]]:
+        """`method`, which returns an async iterable, returning a plain iterator of it instead."""
+
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+            return _SyncIterator(self, method(*args, **kwargs))
+
+        return call
+
+    def _submit(self, coro: Awaitable[T]) -> T:
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
-        task_box: list[asyncio.Task[T]] = []
+        task_box: list[asyncio.Future[T]] = []
 
-        def finish(task: asyncio.Task[T]) -> None:
+        def finish(task: asyncio.Future[T]) -> None:
             if task.cancelled():
                 done.cancel()
             elif (exc := task.exception()) is not None:
@@ -168,13 +189,13 @@ class LoopThread:
                 done.set_result(task.result())
 
         def start() -> None:
-            task = self._loop.create_task(coro)
+            task = asyncio.ensure_future(coro, loop=self._loop)
             task_box.append(task)
             task.add_done_callback(finish)
 
         with self._lock:
             if self._stopped:
-                coro.close()
+                _discard(coro)
                 raise ClientClosedError(f"the {self._owner} is closed")
             self._loop.call_soon_threadsafe(start)
         try:
@@ -217,7 +238,14 @@ class LoopThread:
         future.result()
 
 
-def _cancel(task_box: list[asyncio.Task[Any]]) -> None:
+def _discard(awaitable: Awaitable[object]) -> None:
+    # Never awaited, on purpose: closed, so that no "was never awaited" warning follows.
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
+
+
+def _cancel(task_box: list[asyncio.Future[Any]]) -> None:
     for task in task_box:
         task.cancel()
 
@@ -406,120 +434,32 @@ class SyncInboxClient:
 
 
 class SyncLeads:
-    """Blocking `client.leads`: update a lead's custom columns, add or remove leads of a list."""
+    """Blocking `client.leads`: update a lead's custom columns, add or remove leads of a list.
 
-    __slots__ = ("_leads", "_portal")
+    Each method is the async one's, with its signature, run to the end on the client's loop.
+    `bulk_update` blocks and returns the report: `updates` (a plain iterable is fine) is pulled
+    and `on_progress` is called on the client's loop thread, so keep both quick, and do not
+    call the client from them (that raises RuntimeError: blocking there would deadlock).
+    """
+
+    __slots__ = ("add", "bulk_update", "bulk_update_stream", "remove", "update")
 
     def __init__(self, portal: LoopThread, leads: Leads) -> None:
-        self._portal = portal
-        self._leads = leads
-
-    def update(
-        self,
-        list_id: str,
-        platform_id: str | int,
-        data: Mapping[str, Any],
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        max_rate_limit_wait: float | None = None,
-    ) -> Lead:
-        """Set custom column values of one lead; a value of None clears that column."""
-        return self._portal.run(
-            self._leads.update(
-                list_id,
-                platform_id,
-                data,
-                timeout=timeout,
-                max_retries=max_retries,
-                max_rate_limit_wait=max_rate_limit_wait,
-            )
-        )
-
-    def add(
-        self,
-        list_id: str,
-        platform_ids: Iterable[str | int],
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> AddLeadsResult:
-        """Add prospects to a list by platform id, 2,000 per request, merging the results."""
-        return self._portal.run(
-            self._leads.add(list_id, platform_ids, timeout=timeout, max_retries=max_retries)
-        )
-
-    def remove(
-        self,
-        list_id: str,
-        platform_ids: Iterable[str | int],
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> RemoveLeadsResult:
-        """Remove leads from a list by platform id, 2,000 per request, summing the counts."""
-        return self._portal.run(
-            self._leads.remove(list_id, platform_ids, timeout=timeout, max_retries=max_retries)
-        )
-
-    def bulk_update(
-        self,
-        list_id: str,
-        updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
-        *,
-        concurrency: int = DEFAULT_BULK_CONCURRENCY,
-        on_progress: Callable[[BulkProgress], object] | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
-    ) -> BulkReport:
-        """Update many leads, `concurrency` at a time; block until done and return the report.
-
-        As `InboxClient.leads.bulk_update`. `updates` (a plain iterable is fine) is pulled and
-        `on_progress` is called on the client's loop thread: keep both quick, and do not call
-        this client from them (that raises RuntimeError, as blocking there would deadlock).
-        """
-        return self._portal.run(
-            self._leads.bulk_update(
-                list_id,
-                updates,
-                concurrency=concurrency,
-                on_progress=on_progress,
-                journal=journal,
-                max_rate_limit_wait=max_rate_limit_wait,
-            )
-        )
-
-    def bulk_update_stream(
-        self,
-        list_id: str,
-        updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
-        *,
-        concurrency: int = DEFAULT_BULK_CONCURRENCY,
-        on_progress: Callable[[BulkProgress], object] | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
-    ) -> SyncBulkUpdateStream:
-        """Like `bulk_update`, but yields each item's `BulkOutcome` as it finishes.
-
-        with client.leads.bulk_update_stream(list_id, updates) as stream:
-            for outcome in stream:
-                write_result(outcome.platform_id, outcome.ok, outcome.error)
-        """
-        stream = self._portal.call(
-            lambda: self._leads.bulk_update_stream(
-                list_id,
-                updates,
-                concurrency=concurrency,
-                on_progress=on_progress,
-                journal=journal,
-                max_rate_limit_wait=max_rate_limit_wait,
-            )
-        )
-        return SyncBulkUpdateStream(self._portal, stream)
+        self.update = portal.blocking(leads.update)
+        self.add = portal.blocking(leads.add)
+        self.remove = portal.blocking(leads.remove)
+        self.bulk_update = portal.blocking(leads.bulk_update)
+        # A stream is iterated from this thread: a `with` block and a plain iterator.
+        self.bulk_update_stream = portal.on_loop(leads.bulk_update_stream, SyncBulkUpdateStream)
 
 
 class SyncBulkUpdateStream:
     """Yields each update's outcome as it finishes; use it as `with ... as stream`.
+
+        with client.leads.bulk_update_stream(list_id, updates) as stream:
+            for outcome in stream:
+                write_result(outcome.platform_id, outcome.ok, outcome.error)
+        print(stream.report.succeeded)
 
     The job runs on the client's loop while you iterate, at most `concurrency` outcomes ahead
     of you; leaving the `with` block early stops it (items in flight are cancelled).
@@ -558,147 +498,27 @@ class SyncBulkUpdateStream:
 
 
 class SyncImportJobs:
-    """Blocking `client.import_jobs`: list, create and cancel the import jobs of a list."""
+    """Blocking `client.import_jobs`: list, create and cancel the import jobs of a list.
 
-    __slots__ = ("_jobs", "_portal")
+    `list` returns a plain iterator that fetches a page at a time as you iterate.
+    """
+
+    __slots__ = ("cancel", "create_csv", "list", "list_page")
 
     def __init__(self, portal: LoopThread, jobs: ImportJobs) -> None:
-        self._portal = portal
-        self._jobs = jobs
-
-    def list(
-        self,
-        list_id: str,
-        *,
-        status: str | Iterable[str] | None = None,
-        limit: int | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> Iterator[ImportJob]:
-        """Every import job of the list, newest first, fetched a page at a time as you iterate."""
-        # The arguments are checked here and now, as the async method does.
-        jobs = self._jobs.list(
-            list_id, status=status, limit=limit, timeout=timeout, max_retries=max_retries
-        )
-        return self._portal.iterate(jobs)
-
-    def list_page(
-        self,
-        list_id: str,
-        *,
-        status: str | Iterable[str] | None = None,
-        cursor: str | None = None,
-        limit: int | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> ImportJobPage:
-        """One page of the list's import jobs; pass `next_cursor` back for the next one."""
-        return self._portal.run(
-            self._jobs.list_page(
-                list_id,
-                status=status,
-                cursor=cursor,
-                limit=limit,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
-        )
-
-    def create_csv(
-        self,
-        list_id: str,
-        content: str,
-        *,
-        file_name: str,
-        column_mapping: Mapping[str, str] | Iterable[ColumnMapping] = (),
-        merge_strategy: str = "overwrite",
-        timeout: float | None = None,
-    ) -> ImportJob:
-        """Start importing CSV text into the list; `column_mapping` maps CSV headers to columns."""
-        return self._portal.run(
-            self._jobs.create_csv(
-                list_id,
-                content,
-                file_name=file_name,
-                column_mapping=column_mapping,
-                merge_strategy=merge_strategy,
-                timeout=timeout,
-            )
-        )
-
-    def cancel(
-        self,
-        list_id: str,
-        import_job_id: str,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> ImportJob:
-        """Cancel a queued or running import job."""
-        return self._portal.run(
-            self._jobs.cancel(list_id, import_job_id, timeout=timeout, max_retries=max_retries)
-        )
+        # The arguments are checked at the call, as the async method does; pages come later.
+        self.list = portal.iterating(jobs.list)
+        self.list_page = portal.blocking(jobs.list_page)
+        self.create_csv = portal.blocking(jobs.create_csv)
+        self.cancel = portal.blocking(jobs.cancel)
 
 
 class SyncProspects:
     """Blocking `client.prospects`: look up prospects and update the team's context on them."""
 
-    __slots__ = ("_portal", "_prospects")
+    __slots__ = ("get", "lookup", "update_context")
 
     def __init__(self, portal: LoopThread, prospects: Prospects) -> None:
-        self._portal = portal
-        self._prospects = prospects
-
-    def lookup(
-        self,
-        platform_id: str | int,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> ProspectWithContext | None:
-        """The prospect with this platform id, or None if Inbox does not know it."""
-        return self._portal.run(
-            self._prospects.lookup(platform_id, timeout=timeout, max_retries=max_retries)
-        )
-
-    def get(
-        self,
-        prospect_id: str,
-        *,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> ProspectWithContext:
-        """The prospect with this Inbox prospect id."""
-        return self._portal.run(
-            self._prospects.get(prospect_id, timeout=timeout, max_retries=max_retries)
-        )
-
-    def update_context(
-        self,
-        prospect_id: str,
-        *,
-        notes: str | UnsetType | None = UNSET,
-        valuation: float | UnsetType | None = UNSET,
-        status_id: str | UnsetType | None = UNSET,
-        add_tags: list[str] | UnsetType = UNSET,
-        remove_tags: list[str] | UnsetType = UNSET,
-        assignee_id: str | UnsetType | None = UNSET,
-        done: bool | UnsetType = UNSET,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> ProspectWithContext:
-        """Change the team's context on a prospect; fields left out are left alone."""
-        return self._portal.run(
-            self._prospects.update_context(
-                prospect_id,
-                notes=notes,
-                valuation=valuation,
-                status_id=status_id,
-                add_tags=add_tags,
-                remove_tags=remove_tags,
-                assignee_id=assignee_id,
-                done=done,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
-        )
+        self.lookup = portal.blocking(prospects.lookup)
+        self.get = portal.blocking(prospects.get)
+        self.update_context = portal.blocking(prospects.update_context)
