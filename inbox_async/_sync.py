@@ -430,7 +430,18 @@ class SyncInboxClient:
         Calls still running in other threads are cancelled and raise `ClientClosedError`,
         as does any call made afterwards.
         """
-        self._portal.stop(self._client.aclose())
+        self._portal.stop(_close_after_calls(self._client))
+
+
+async def _close_after_calls(client: InboxClient) -> None:
+    # Calls still running are cancelled first, so that each raises ClientClosedError rather
+    # than whatever the closing session did to its request.
+    current = asyncio.current_task()
+    calls = [task for task in asyncio.all_tasks() if task is not current]
+    for task in calls:
+        task.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    await client.aclose()
 
 
 class SyncLeads:
