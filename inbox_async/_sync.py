@@ -14,6 +14,8 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
+import warnings
+import weakref
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -232,6 +234,23 @@ class LoopThread:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
 
+    def stop_soon(self, final: Coroutine[Any, Any, object]) -> None:
+        """Like `stop`, without waiting for the end: safe from any thread (a finalizer's)."""
+        with self._lock:
+            if self._stopped:
+                final.close()
+                return
+            self._stopped = True
+        loop = self._loop
+
+        async def finish() -> None:
+            try:
+                await final
+            finally:
+                loop.stop()
+
+        loop.call_soon_threadsafe(loop.create_task, finish())
+
     def _run_final(self, final: Coroutine[Any, Any, object]) -> None:
         # Past the stopped flag on purpose: the clean-up is the last call the loop takes.
         future = asyncio.run_coroutine_threadsafe(final, self._loop)
@@ -360,12 +379,17 @@ class SyncInboxClient:
             token = default_headers = None
             raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
         token = default_headers = None
-        self._setup(client, LoopThread("inbox-async-sync"), owns_loop=True)
+        portal = LoopThread("inbox-async-sync")
+        self._setup(client, portal)
+        # A client dropped unclosed must not leave its thread and session behind for good.
+        # Not at exit: the daemon thread simply ends with the interpreter.
+        finalizer = weakref.finalize(self, _close_unclosed, portal, client)
+        finalizer.atexit = False
+        self._finalizer = finalizer
 
-    def _setup(self, client: InboxClient, portal: LoopThread, *, owns_loop: bool) -> None:
+    def _setup(self, client: InboxClient, portal: LoopThread) -> None:
         self._client = client
         self._portal = portal
-        self._owns_loop = owns_loop
         self.leads = SyncLeads(portal, client.leads)
         self.import_jobs = SyncImportJobs(portal, client.import_jobs)
         self.prospects = SyncProspects(portal, client.prospects)
@@ -431,6 +455,18 @@ class SyncInboxClient:
         as does any call made afterwards.
         """
         self._portal.stop(_close_after_calls(self._client))
+        self._finalizer.detach()
+
+
+def _close_unclosed(portal: LoopThread, client: InboxClient) -> None:
+    if portal.stopped:
+        return
+    warnings.warn(
+        "unclosed SyncInboxClient: close it with `with` or close(); its thread is ended now",
+        ResourceWarning,
+        stacklevel=2,
+    )
+    portal.stop_soon(_close_after_calls(client))
 
 
 async def _close_after_calls(client: InboxClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import subprocess
 import sys
@@ -275,6 +276,18 @@ def test_close_ends_the_thread_is_idempotent_and_later_calls_raise(
     with pytest.raises(ClientClosedError):
         next(iter(client.import_jobs.list(list_id)))
     assert client.stats.calls == 1  # still readable
+
+
+def test_a_client_dropped_unclosed_warns_and_ends_its_thread(
+    fake: FakeInboxServer, list_id: str
+) -> None:
+    before = len(loop_threads())
+    client = SyncInboxClient(TOKEN, base_url=fake.url)
+    client.leads.update(list_id, LEADS[0], {COL_COMPANY: "a"})
+    with pytest.warns(ResourceWarning, match="unclosed SyncInboxClient"):
+        del client
+        gc.collect()
+    wait_until(lambda: len(loop_threads()) == before)
 
 
 def test_with_closes(fake: FakeInboxServer) -> None:
