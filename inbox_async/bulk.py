@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 import msgspec
 
-from ._config import check_timeout
+from ._config import check_max_retries, check_timeout
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -334,6 +334,8 @@ class _BulkRun:
         journal: str | os.PathLike[str] | None,
         max_wait: float,
         keep_leads: bool,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> None:
         check_id("list_id", list_id)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int):
@@ -364,6 +366,8 @@ class _BulkRun:
         self._on_progress = on_progress
         self._journal_path = journal
         self._max_wait = check_timeout(max_wait, "max_rate_limit_wait")
+        self._timeout = None if timeout is None else check_timeout(timeout)
+        self._max_retries = None if max_retries is None else check_max_retries(max_retries)
         self._keep_leads = keep_leads
         self._total = _length(updates)
         self._source: AsyncIterator[UpdateInput] | None = None
@@ -537,6 +541,8 @@ class _BulkRun:
                     platform_id,
                     raw_data,  # type: ignore[arg-type]
                     max_rate_limit_wait=self._max_wait,
+                    timeout=self._timeout,
+                    max_retries=self._max_retries,
                 )
             except Exception as exc:  # any failure of one item is that item's, whatever it is
                 return None, _slim(exc)
