@@ -27,7 +27,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from yarl import URL
 
@@ -43,17 +43,21 @@ from ._exceptions import ClientClosedError
 from ._limiter import RateLimitSnapshot, ThrottleEvent
 from ._pipeline.ratelimit import Limiter
 from .bulk import BulkOutcome, BulkReport, BulkUpdateStream
-from .resources.import_jobs import ImportJobs
-from .resources.leads import Leads
-from .resources.prospects import Prospects
+from .resources._base import RawView
+from .resources.import_jobs import ImportJobs, ImportJobsWithRawResponse
+from .resources.leads import Leads, LeadsWithRawResponse
+from .resources.prospects import Prospects, ProspectsWithRawResponse
 
 __all__ = [
     "LoopThread",
     "SyncBulkUpdateStream",
     "SyncImportJobs",
+    "SyncImportJobsWithRawResponse",
     "SyncInboxClient",
     "SyncLeads",
+    "SyncLeadsWithRawResponse",
     "SyncProspects",
+    "SyncProspectsWithRawResponse",
     "check_not_in_loop",
 ]
 
@@ -351,6 +355,7 @@ class SyncInboxClient:
         limiter: Limiter | None = None,
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        trust_env: bool = True,
     ) -> None:
         """Check every option now, as `InboxClient` does, and start the loop thread.
 
@@ -373,6 +378,7 @@ class SyncInboxClient:
                 limiter=limiter,
                 on_throttle=on_throttle,
                 sleep=sleep,
+                trust_env=trust_env,
             )
         except (TypeError, ValueError) as exc:
             # As in InboxClient: tracebacks with locals render this frame, so the secrets go.
@@ -385,7 +391,7 @@ class SyncInboxClient:
         # Not at exit: the daemon thread simply ends with the interpreter.
         finalizer = weakref.finalize(self, _close_unclosed, portal, client)
         finalizer.atexit = False
-        self._finalizer = finalizer
+        self._finalizer: weakref.finalize[Any, Any] | None = finalizer
 
     def _setup(self, client: InboxClient, portal: LoopThread) -> None:
         self._client = client
@@ -393,6 +399,42 @@ class SyncInboxClient:
         self.leads = SyncLeads(portal, client.leads)
         self.import_jobs = SyncImportJobs(portal, client.import_jobs)
         self.prospects = SyncProspects(portal, client.prospects)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> SyncInboxClient:
+        """A client with other defaults on this one's loop thread, connection pool and limiter.
+
+        As `InboxClient.with_options`: options left out keep this client's. Closing the derived
+        client only stops that one; closing this one stops every client derived from it.
+
+            patient = client.with_options(timeout=120, max_retries=8)
+            job = patient.import_jobs.create_csv(list_id, text, file_name="leads.csv")
+        """
+        derive = functools.partial(
+            self._client.with_options,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            default_headers=default_headers,
+        )
+        try:
+            # On the loop: the derived client joins the original's pool there.
+            derived = self._portal.call(derive)
+        except (TypeError, ValueError) as exc:
+            # Header values may be secrets: out of this frame, and the frames below are cut.
+            default_headers = derive = None  # type: ignore[assignment]
+            raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
+        default_headers = derive = None  # type: ignore[assignment]
+        clone = SyncInboxClient.__new__(SyncInboxClient)
+        clone._setup(derived, self._portal)
+        clone._finalizer = None
+        return clone
 
     @property
     def base_url(self) -> str:
@@ -452,8 +494,14 @@ class SyncInboxClient:
         """Close the session and end the loop thread; safe to call more than once.
 
         Calls still running in other threads are cancelled and raise `ClientClosedError`,
-        as does any call made afterwards.
+        as does any call made afterwards. On a client made by `with_options`, only that
+        client is closed.
         """
+        if self._finalizer is None:
+            # Derived by with_options: the loop thread is the original's, which goes on.
+            if not self._portal.stopped:
+                self._portal.run(self._client.aclose())
+            return
         self._portal.stop(_close_after_calls(self._client))
         self._finalizer.detach()
 
@@ -489,9 +537,17 @@ class SyncLeads:
     call the client from them (that raises RuntimeError: blocking there would deadlock).
     """
 
-    __slots__ = ("add", "bulk_update", "bulk_update_stream", "remove", "update")
+    __slots__ = (
+        "add",
+        "bulk_update",
+        "bulk_update_stream",
+        "remove",
+        "update",
+        "with_raw_response",
+    )
 
     def __init__(self, portal: LoopThread, leads: Leads) -> None:
+        self.with_raw_response = SyncLeadsWithRawResponse(portal, leads.with_raw_response)
         self.update = portal.blocking(leads.update)
         self.add = portal.blocking(leads.add)
         self.remove = portal.blocking(leads.remove)
@@ -550,9 +606,10 @@ class SyncImportJobs:
     `list` returns a plain iterator that fetches a page at a time as you iterate.
     """
 
-    __slots__ = ("cancel", "create_csv", "list", "list_page")
+    __slots__ = ("cancel", "create_csv", "list", "list_page", "with_raw_response")
 
     def __init__(self, portal: LoopThread, jobs: ImportJobs) -> None:
+        self.with_raw_response = SyncImportJobsWithRawResponse(portal, jobs.with_raw_response)
         # The arguments are checked at the call, as the async method does; pages come later.
         self.list = portal.iterating(jobs.list)
         self.list_page = portal.blocking(jobs.list_page)
@@ -563,9 +620,61 @@ class SyncImportJobs:
 class SyncProspects:
     """Blocking `client.prospects`: look up prospects and update the team's context on them."""
 
-    __slots__ = ("get", "lookup", "update_context")
+    __slots__ = ("get", "lookup", "update_context", "with_raw_response")
 
     def __init__(self, portal: LoopThread, prospects: Prospects) -> None:
+        self.with_raw_response = SyncProspectsWithRawResponse(portal, prospects.with_raw_response)
         self.lookup = portal.blocking(prospects.lookup)
         self.get = portal.blocking(prospects.get)
         self.update_context = portal.blocking(prospects.update_context)
+
+
+class _SyncRawView:
+    """What the blocking raw views share: the async view's hint for a method it lacks."""
+
+    __slots__ = ("_view",)
+
+    def __init__(self, view: RawView) -> None:
+        self._view = view
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # The async view's AttributeError says why bulk methods have no raw form.
+            return getattr(self._view, name)
+
+
+class SyncLeadsWithRawResponse(_SyncRawView):
+    """Blocking `client.leads.with_raw_response`: each method returns the call's RawResponse."""
+
+    __slots__ = ("add", "remove", "update")
+
+    def __init__(self, portal: LoopThread, view: LeadsWithRawResponse) -> None:
+        super().__init__(view)
+        self.update = portal.blocking(view.update)
+        self.add = portal.blocking(view.add)
+        self.remove = portal.blocking(view.remove)
+
+
+class SyncImportJobsWithRawResponse(_SyncRawView):
+    """Blocking `client.import_jobs.with_raw_response`: each returns the call's RawResponse."""
+
+    __slots__ = ("cancel", "create_csv", "list_page")
+
+    def __init__(self, portal: LoopThread, view: ImportJobsWithRawResponse) -> None:
+        super().__init__(view)
+        self.list_page = portal.blocking(view.list_page)
+        self.create_csv = portal.blocking(view.create_csv)
+        self.cancel = portal.blocking(view.cancel)
+
+
+class SyncProspectsWithRawResponse(_SyncRawView):
+    """Blocking `client.prospects.with_raw_response`: each returns the call's RawResponse."""
+
+    __slots__ = ("get", "lookup", "update_context")
+
+    def __init__(self, portal: LoopThread, view: ProspectsWithRawResponse) -> None:
+        super().__init__(view)
+        self.lookup = portal.blocking(view.lookup)
+        self.get = portal.blocking(view.get)
+        self.update_context = portal.blocking(view.update_context)

@@ -70,9 +70,15 @@ def client(fake: FakeInboxServer) -> Iterator[SyncInboxClient]:
 # -- the surface ---------------------------------------------------------------------------------
 
 
-def _public(obj: object) -> dict[str, inspect.Signature]:
-    names = {n for n in dir(obj) if not n.startswith("_")}
-    return {name: inspect.signature(getattr(obj, name)) for name in names}
+def _assert_same_surface(blocking: object, async_: object, where: str) -> None:
+    names = {n for n in dir(async_) if not n.startswith("_")}
+    assert {n for n in dir(blocking) if not n.startswith("_")} == names, where
+    for name in names:
+        theirs, ours = getattr(async_, name), getattr(blocking, name)
+        if callable(theirs):
+            assert inspect.signature(ours) == inspect.signature(theirs), f"{where}.{name}"
+        else:  # a view such as with_raw_response
+            _assert_same_surface(ours, theirs, f"{where}.{name}")
 
 
 def test_every_resource_method_has_a_blocking_twin_with_the_same_signature(
@@ -80,16 +86,20 @@ def test_every_resource_method_has_a_blocking_twin_with_the_same_signature(
 ) -> None:
     # Fails when the async surface grows a method the facade lacks.
     with SyncInboxClient(TOKEN, base_url=fake.url) as sync:
-        pairs = [
-            (sync.leads, sync.async_client.leads),
-            (sync.import_jobs, sync.async_client.import_jobs),
-            (sync.prospects, sync.async_client.prospects),
-        ]
-        for blocking, async_ in pairs:
-            sync_methods, async_methods = _public(blocking), _public(async_)
-            assert sync_methods.keys() == async_methods.keys()
-            for name, signature in async_methods.items():
-                assert sync_methods[name].parameters == signature.parameters, name
+        for name in ("leads", "import_jobs", "prospects"):
+            _assert_same_surface(getattr(sync, name), getattr(sync.async_client, name), name)
+
+
+def test_client_methods_are_those_of_the_async_client(fake: FakeInboxServer) -> None:
+    with SyncInboxClient(TOKEN, base_url=fake.url) as sync:
+        ours = {n for n in dir(sync) if not n.startswith("_")}
+        theirs = {n for n in dir(sync.async_client) if not n.startswith("_")}
+    # aclose/request are async-only; close and async_client are the blocking client's own.
+    assert ours - {"close", "async_client"} == theirs - {"aclose", "request"}
+    if hasattr(InboxClient, "with_options"):
+        ours_sig = inspect.signature(SyncInboxClient.with_options).parameters  # type: ignore[attr-defined,unused-ignore]
+        theirs_sig = inspect.signature(InboxClient.with_options).parameters  # type: ignore[attr-defined,unused-ignore]
+        assert list(ours_sig.values()) == list(theirs_sig.values())
 
 
 def test_constructor_takes_the_async_clients_options_but_session() -> None:
@@ -429,3 +439,50 @@ async def test_fake_server_in_a_thread_refuses_a_running_loop() -> None:
     with pytest.raises(RuntimeError, match="running an event loop"):
         server.start_in_thread()
     assert threading.active_count() == before
+
+
+# -- with_options and raw responses (the async client's) ---------------------------------------
+
+
+def test_with_options_shares_the_loop_thread_and_closes_alone(
+    fake: FakeInboxServer, list_id: str, client: SyncInboxClient
+) -> None:
+    threads = len(loop_threads())
+    patient = client.with_options(timeout=120, max_retries=0, default_headers={"X-Job": "1"})
+    assert len(loop_threads()) == threads
+    assert patient.leads.update(list_id, LEADS[0], {COL_COMPANY: "a"}).data == {COL_COMPANY: "a"}
+    assert fake.requests[-1].headers["X-Job"] == "1"
+    assert patient.stats.calls == 1 and client.stats.calls == 0
+    patient.close()
+    patient.close()
+    assert patient.closed and not client.closed
+    with pytest.raises(ClientClosedError):
+        patient.leads.update(list_id, LEADS[0], {COL_COMPANY: "b"})
+    client.leads.update(list_id, LEADS[0], {COL_COMPANY: "c"})
+    again = client.with_options(max_retries=1)
+    client.close()
+    assert again.closed
+    with pytest.raises(ClientClosedError):
+        again.leads.update(list_id, LEADS[0], {COL_COMPANY: "d"})
+
+
+def test_with_options_errors_carry_no_secret(client: SyncInboxClient) -> None:
+    error = _raised(lambda: client.with_options(default_headers={"X-Key": SECRET + "\n"}))
+    assert type(error) is ValueError
+    assert_no_secret(error, SECRET)
+
+
+def test_raw_responses_block_too(
+    fake: FakeInboxServer, list_id: str, client: SyncInboxClient
+) -> None:
+    fake.add_fault(Fault.status(503), method="PATCH")
+    raw = client.leads.with_raw_response.update(list_id, LEADS[0], {COL_COMPANY: "raw"})
+    assert raw.status_code == 200
+    assert raw.retries_taken == 1
+    assert raw.request_id is not None
+    assert raw.parse().data == {COL_COMPANY: "raw"}
+    page = client.import_jobs.with_raw_response.list_page(list_id)
+    assert page.parse().data == []
+    assert client.prospects.with_raw_response.lookup("1").parse() is None
+    with pytest.raises(AttributeError, match="one request per lead"):
+        client.leads.with_raw_response.bulk_update  # type: ignore[attr-defined]  # noqa: B018
