@@ -70,9 +70,15 @@ def client(fake: FakeInboxServer) -> Iterator[SyncInboxClient]:
 # -- the surface ---------------------------------------------------------------------------------
 
 
-def _public(obj: object) -> dict[str, inspect.Signature]:
-    names = {n for n in dir(obj) if not n.startswith("_")}
-    return {name: inspect.signature(getattr(obj, name)) for name in names}
+def _assert_same_surface(blocking: object, async_: object, where: str) -> None:
+    names = {n for n in dir(async_) if not n.startswith("_")}
+    assert {n for n in dir(blocking) if not n.startswith("_")} == names, where
+    for name in names:
+        theirs, ours = getattr(async_, name), getattr(blocking, name)
+        if callable(theirs):
+            assert inspect.signature(ours) == inspect.signature(theirs), f"{where}.{name}"
+        else:  # a view such as with_raw_response
+            _assert_same_surface(ours, theirs, f"{where}.{name}")
 
 
 def test_every_resource_method_has_a_blocking_twin_with_the_same_signature(
@@ -80,16 +86,20 @@ def test_every_resource_method_has_a_blocking_twin_with_the_same_signature(
 ) -> None:
     # Fails when the async surface grows a method the facade lacks.
     with SyncInboxClient(TOKEN, base_url=fake.url) as sync:
-        pairs = [
-            (sync.leads, sync.async_client.leads),
-            (sync.import_jobs, sync.async_client.import_jobs),
-            (sync.prospects, sync.async_client.prospects),
-        ]
-        for blocking, async_ in pairs:
-            sync_methods, async_methods = _public(blocking), _public(async_)
-            assert sync_methods.keys() == async_methods.keys()
-            for name, signature in async_methods.items():
-                assert sync_methods[name].parameters == signature.parameters, name
+        for name in ("leads", "import_jobs", "prospects"):
+            _assert_same_surface(getattr(sync, name), getattr(sync.async_client, name), name)
+
+
+def test_client_methods_are_those_of_the_async_client(fake: FakeInboxServer) -> None:
+    with SyncInboxClient(TOKEN, base_url=fake.url) as sync:
+        ours = {n for n in dir(sync) if not n.startswith("_")}
+        theirs = {n for n in dir(sync.async_client) if not n.startswith("_")}
+    # aclose/request are async-only; close and async_client are the blocking client's own.
+    assert ours - {"close", "async_client"} == theirs - {"aclose", "request"}
+    if hasattr(InboxClient, "with_options"):
+        ours_sig = inspect.signature(SyncInboxClient.with_options).parameters  # type: ignore[attr-defined,unused-ignore]
+        theirs_sig = inspect.signature(InboxClient.with_options).parameters  # type: ignore[attr-defined,unused-ignore]
+        assert list(ours_sig.values()) == list(theirs_sig.values())
 
 
 def test_constructor_takes_the_async_clients_options_but_session() -> None:
