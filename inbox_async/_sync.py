@@ -72,7 +72,10 @@ _CANCEL_GRACE: Final = 5.0
 _END: Final = object()
 
 
-def check_not_in_loop(what: str) -> None:
+_USE_ASYNC: Final = "Use InboxClient with await there"
+
+
+def check_not_in_loop(what: str, instead: str = _USE_ASYNC) -> None:
     """Raise RuntimeError if this thread runs an event loop, which a blocking call would stall."""
     try:
         asyncio.get_running_loop()
@@ -81,8 +84,8 @@ def check_not_in_loop(what: str) -> None:
     raise RuntimeError(
         f"{what} was called from a thread that is running an event loop: blocking there "
         "stalls that loop, and deadlocks when the call needs it (a fake server on that loop, "
-        "or a callback on the client's own loop thread). Use InboxClient with await there, or "
-        "run the blocking call in a worker thread (await asyncio.to_thread(...))"
+        f"or a callback on the client's own loop thread). {instead}, or run the blocking "
+        "call in a worker thread (await asyncio.to_thread(...))"
     )
 
 
@@ -141,6 +144,8 @@ class LoopThread:
 
     def call(self, fn: Callable[[], T]) -> T:
         """Call `fn` on the loop thread (to read state the loop mutates) and return its result."""
+        if threading.get_ident() == self._thread.ident:
+            return fn()  # already there: a callback reading the client's state, say
 
         async def on_loop() -> T:
             return fn()

@@ -260,7 +260,7 @@ class FakeInboxServer:
         """
         if self._thread is not None:
             return self
-        check_not_in_loop("FakeInboxServer.start_in_thread()")
+        check_not_in_loop("FakeInboxServer.start_in_thread()", "Use `async with` there")
         thread = LoopThread("inbox-async-fake-server", owner="FakeInboxServer")
         try:
             thread.run(self.start())
