@@ -22,6 +22,7 @@ from ._exceptions import (
 )
 from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
 from ._response import RawResponse
+from ._sync import SyncInboxClient
 from ._transport import ApiDeprecationWarning
 from .bulk import BulkFailure, BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, LeadUpdate
 
@@ -92,6 +93,7 @@ __all__ = [
     "RawResponse",
     "RedisRateLimiter",
     "RemoveLeadsResult",
+    "SyncInboxClient",
     "Thread",
     "ThrottleEvent",
     "UnprocessableEntityError",
