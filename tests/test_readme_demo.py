@@ -114,3 +114,10 @@ def test_the_blocking_quickstart_runs_against_the_demo_server(
 ) -> None:
     out = _run_snippet("sync_quickstart.py", demo, tmp_path)
     assert out == "{'custom_q5cktl47a6pqa74eu06fz89v': 'Acme Corp'} 100 []\n"
+
+
+def test_the_raw_response_example_runs_against_the_demo_server(
+    demo: dict[str, str], tmp_path: Path
+) -> None:
+    out = _run_snippet("raw_response.py", demo, tmp_path)
+    assert out == "200 True\n0 True\n{'custom_q5cktl47a6pqa74eu06fz89v': 'Acme'} True\n"
