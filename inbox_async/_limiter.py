@@ -23,6 +23,47 @@ with `.retry_after` set, which is what a web handler with a deadline wants. The 
 from the caller's place in the queue (the k-th waiter needs the k-th slot to free up), again
 for those already waiting when a 429 or a spent budget makes their wait longer, and a waiter that
 does reach its `max_wait` reports how much longer it would have had to wait.
+
+Priorities and the reserve
+--------------------------
+Every caller is "interactive" (a person waits for it: the default) or "background" (bulk work).
+A web app and a bulk job share one team quota; these rules keep the first responsive while the
+second runs for days. `RedisRateLimiter` follows the same rules across processes.
+
+1. Order. Interactive waiters are served before any background waiter, first come, first served
+   within each priority. A background caller, waiting or not, never makes an interactive one
+   wait: `try_acquire("interactive")` looks at interactive waiters only. A background caller
+   waits while any interactive caller waits (it may not overtake one).
+2. The window reserve. Background callers may fill a window of `limit` requests only up to
+   `background_limit(limit) = max(1, floor(limit * (1 - reserve) + 1e-9))` slots in use, where
+   the slots in use are everyone's (in flight, or answered less than one window ago): a
+   background slot is granted only while in_use < background_limit. A window of 300 with
+   reserve 0.1 lets background work take 270; interactive callers still use all 300. (The
+   max(1, ...) keeps a window of fewer than 1/(1 - reserve) requests usable by background work.)
+3. The server's reserve. With the server's last `X-RateLimit-Limit` L and its budget B (the last
+   `X-RateLimit-Remaining` less the requests sent since, as interactive calls count it), a
+   background slot is granted only while B > L - background_limit(L): background work never
+   takes the server's Remaining, which counts every tool of the team, below its reserve. Such a
+   reading stops holding background work back (it is stale) at its `X-RateLimit-Reset`, or,
+   without a Reset, `probe_interval` after it was read, and never sooner than 1 s after the
+   latest reading: one background request then goes, and its answer is the new reading.
+   Without an `X-RateLimit-Limit` there is no server reserve; while a local window of the
+   server's size counts at least what the server does, rule 2 already covers it.
+4. Pacing. Background grants are spaced by `gap = seconds / background_limit(limit)` of the
+   shortest local window, with a tolerance of one gap: a grant at time t needs t >= next, and
+   sets next = max(next, t - gap) + gap. A bulk job thus sends at the steady rate that the short
+   window allows it (4.5/s under 300/min), at most k + 1 grants in any k gaps (2 at once after
+   an idle spell), and a timer that fires late is caught up on the next grant instead of lost.
+   Why the shortest window: it is the one a burst empties, which is what made an interactive
+   call wait a whole second behind a bulk job. Pacing at a longer window's rate would slow a
+   job that fits the hour or the day for nothing; when a longer window does reach its
+   background limit, its slots free as evenly as they were taken. Interactive callers are never
+   paced; without local windows nothing is paced.
+5. `reserve=0` turns rules 2 and 3 off (background_limit(limit) = limit); 1 and 4 still apply.
+6. A cancelled waiter of either priority leaves its queue at once and the next one is served;
+   a slot granted just as it gave up is handed back, with its pacing step.
+7. While a long hold lasts, the one probe request goes to the first interactive waiter, or to
+   the first background waiter when no interactive caller waits.
 """
 
 from __future__ import annotations
