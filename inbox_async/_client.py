@@ -17,6 +17,7 @@ from ._constants import (
     DEFAULT_MAX_RATE_LIMIT_WAIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMITS,
+    DEFAULT_RESERVE,
     DEFAULT_TIMEOUT,
 )
 from ._decode import decode
@@ -73,6 +74,7 @@ class InboxClient:
         limiter: Limiter | None = None,
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        reserve: float = DEFAULT_RESERVE,
     ) -> None:
         """Check every option now, so that a mistake shows before the first request.
 
@@ -80,8 +82,9 @@ class InboxClient:
         https://inboxapp.com/api/v1. A `session` you pass is borrowed: it is used but never
         closed. `rate_limits` are the team's `(requests, seconds)` windows, paced locally (None
         turns local pacing off; the server's headers and 429s are still honoured); pass one
-        `limiter` to several clients instead to share a budget. `sleep` replaces
-        `asyncio.sleep` between retries (for tests).
+        `limiter` to several clients instead to share a budget. `reserve` is the fraction of
+        every window that background calls (bulk jobs) leave to interactive ones (0: none).
+        `sleep` replaces `asyncio.sleep` between retries (for tests).
         """
         try:
             config = ClientConfig.build(
@@ -107,11 +110,15 @@ class InboxClient:
                 f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
             )
         if limiter is None:
-            limiter = RateLimiter(rate_limits, on_throttle=on_throttle)
-        elif rate_limits is not DEFAULT_RATE_LIMITS or on_throttle is not None:
+            limiter = RateLimiter(rate_limits, on_throttle=on_throttle, reserve=reserve)
+        elif (
+            rate_limits is not DEFAULT_RATE_LIMITS
+            or on_throttle is not None
+            or reserve != DEFAULT_RESERVE
+        ):
             raise ValueError(
-                "pass either limiter=... or rate_limits=/on_throttle=, not both: "
-                "a shared limiter carries its own windows and hook"
+                "pass either limiter=... or rate_limits=/on_throttle=/reserve=, not both: "
+                "a shared limiter carries its own windows, hook and reserve"
             )
         self._limiter = limiter
         self._transport = Transport(

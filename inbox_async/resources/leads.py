@@ -12,6 +12,7 @@ from .._constants import (
     MAX_PLATFORM_IDS_PER_REQUEST,
 )
 from .._decode import decode
+from .._types import Priority
 from .._validation import (
     check_column_data,
     check_id,
@@ -42,11 +43,13 @@ class Leads(Resource):
         timeout: float | None = None,
         max_retries: int | None = None,
         max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> Lead:
         """Set custom column values of one lead; a value of None clears that column.
 
         `data` maps column ids (`custom_...`, not column names) to str, int, float, bool or
         None. The columns must already exist on the list. Safe to retry: it sets values.
+        `priority="background"` queues it behind interactive calls and leaves the reserve.
         """
         check_id("list_id", list_id)
         pid = check_platform_id("platform_id", platform_id)
@@ -63,6 +66,7 @@ class Leads(Resource):
             timeout,
             max_retries,
             max_rate_limit_wait,
+            priority,
         )
         return decode(await client._send(request), Lead)
 
@@ -140,6 +144,7 @@ class Leads(Resource):
         on_progress: Callable[[BulkProgress], object] | None = None,
         journal: str | os.PathLike[str] | None = None,
         max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
+        priority: Priority = "background",
     ) -> BulkReport:
         """Update many leads, `concurrency` at a time; one failure never stops the others.
 
@@ -149,6 +154,8 @@ class Leads(Resource):
         of the same job skips what an earlier run applied. Each request goes through the
         client's rate limiter and retries; an item waits up to `max_rate_limit_wait` seconds
         for the rate limit (a day by default: a bulk job outlasts a window rather than fail).
+        Its requests are `priority="background"` by default: interactive calls beside it go
+        first, and it leaves the limiter's reserve of every window to them.
 
             report = await client.leads.bulk_update(list_id, ((pid, {col: v}) for pid, v in rows))
             print(report.succeeded, [(f.platform_id, f.error) for f in report.failed])
@@ -162,6 +169,7 @@ class Leads(Resource):
             journal=journal,
             max_wait=max_rate_limit_wait,
             keep_leads=False,
+            priority=priority,
         )
         return await run.run(None)
 
@@ -174,6 +182,7 @@ class Leads(Resource):
         on_progress: Callable[[BulkProgress], object] | None = None,
         journal: str | os.PathLike[str] | None = None,
         max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
+        priority: Priority = "background",
     ) -> BulkUpdateStream:
         """Like `bulk_update`, but yields each item's `BulkOutcome` as it finishes.
 
@@ -190,5 +199,6 @@ class Leads(Resource):
             journal=journal,
             max_wait=max_rate_limit_wait,
             keep_leads=True,
+            priority=priority,
         )
         return BulkUpdateStream(run)
