@@ -50,10 +50,11 @@ second runs for days. `RedisRateLimiter` follows the same rules across processes
    Without an `X-RateLimit-Limit` there is no server reserve; while a local window of the
    server's size counts at least what the server does, rule 2 already covers it.
 4. Pacing. Background grants are spaced by `gap = seconds / background_limit(limit)` of the
-   shortest local window, with a tolerance of one gap: a grant at time t needs t >= next, and
-   sets next = max(next, t - gap) + gap. A bulk job thus sends at the steady rate that the short
-   window allows it (4.5/s under 300/min), at most k + 1 grants in any k gaps (2 at once after
-   an idle spell), and a timer that fires late is caught up on the next grant instead of lost.
+   shortest local window, with a tolerance of half a gap: a grant at time t needs t >= next,
+   and sets next = max(next, t - gap / 2) + gap. A bulk job thus sends at the steady rate that
+   the short window allows it (4.5/s under 300/min), never two grants less than half a gap
+   apart, at most k + 1 in any k gaps, and a timer that fires late (by up to half a gap) is
+   caught up on the next grant instead of lost: the job keeps its full share.
    Why the shortest window: it is the one a burst empties, which is what made an interactive
    call wait a whole second behind a bulk job. Pacing at a longer window's rate would slow a
    job that fits the hour or the day for nothing; when a longer window does reach its
@@ -671,7 +672,7 @@ class RateLimiter:
         self._take()
         gap = self._bg_gap
         if gap:
-            self._bg_next = max(self._bg_next, now - gap) + gap
+            self._bg_next = max(self._bg_next, now - 0.5 * gap) + gap
 
     def _untake(self) -> None:
         """Undo `_take` for a slot that was never used."""
