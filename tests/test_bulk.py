@@ -233,12 +233,13 @@ async def test_rate_limit_waits_beyond_the_cap_fail_the_item_not_the_job(
 ) -> None:
     list_id = server.create_list(columns=[COL_COMPANY])
     server.add_leads(list_id, ["1", "2", "3"])
-    # No reserve: background work may fill the whole window of 2.
-    async with InboxClient(
-        TOKEN, base_url=server.url, rate_limits=[(2, 60.0)], reserve=0
-    ) as client:
+    # Interactive: the whole window of 2 at once (background work would be paced 30 s apart).
+    async with InboxClient(TOKEN, base_url=server.url, rate_limits=[(2, 60.0)]) as client:
         report = await client.leads.bulk_update(
-            list_id, [(p, {COL_COMPANY: "r"}) for p in "123"], max_rate_limit_wait=1
+            list_id,
+            [(p, {COL_COMPANY: "r"}) for p in "123"],
+            max_rate_limit_wait=1,
+            priority="interactive",
         )
     assert report.succeeded == 2
     assert len(report.failed) == 1 and isinstance(report.failed[0].error, RateLimitError)
