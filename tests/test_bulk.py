@@ -170,6 +170,37 @@ async def test_the_eta_counts_the_hour_window(server: FakeInboxServer) -> None:
     assert progress.eta is not None and progress.eta >= 7200
 
 
+@pytest.mark.parametrize(
+    ("priority", "reserve", "expected"),
+    [
+        # Background work is paced at 270 a minute: 540 items take two minutes.
+        ("background", 0.1, 120.0),
+        ("background", 0.0, 108.0),  # 300 a minute without a reserve
+        ("interactive", 0.1, 60.0),  # the window alone: 300 now, 240 a minute later
+    ],
+)
+async def test_the_eta_counts_the_reserve_and_the_pacing(
+    server: FakeInboxServer, priority: str, reserve: float, expected: float
+) -> None:
+    from inbox_async.bulk import _BulkRun
+
+    async with InboxClient(
+        TOKEN, base_url=server.url, rate_limits=[(300, 60.0)], reserve=reserve
+    ) as client:
+        run = _BulkRun(
+            client.leads,
+            "abc",
+            [],
+            concurrency=1,
+            on_progress=None,
+            journal=None,
+            max_wait=1.0,
+            keep_leads=False,
+            priority=priority,  # type: ignore[arg-type]
+        )
+        assert run._eta(540, 0.0, client.rate_limit) == pytest.approx(expected)
+
+
 async def test_cancelling_stops_promptly_and_leaves_nothing_behind(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]]
 ) -> None:
