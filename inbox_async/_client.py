@@ -17,6 +17,7 @@ from ._constants import (
     DEFAULT_MAX_RATE_LIMIT_WAIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMITS,
+    DEFAULT_RESERVE,
     DEFAULT_TIMEOUT,
 )
 from ._decode import decode
@@ -77,6 +78,7 @@ class InboxClient:
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         trust_env: bool = True,
+        reserve: float = DEFAULT_RESERVE,
     ) -> None:
         """Check every option now, so that a mistake shows before the first request.
 
@@ -85,10 +87,12 @@ class InboxClient:
         closed, and keeps its own proxy settings (aiohttp's `trust_env`). `rate_limits` are
         the team's `(requests, seconds)` windows, paced locally (None turns local pacing off;
         the server's headers and 429s are still honoured); pass one `limiter` to several
-        clients instead to share a budget. `sleep` replaces `asyncio.sleep` between retries
-        (for tests). With `trust_env` (the default) the client's own session goes through the
-        proxy that HTTPS_PROXY / HTTP_PROXY / ALL_PROXY set for the base URL, unless NO_PROXY
-        lists its host, as httpx and requests do; `trust_env=False` ignores them.
+        clients instead to share a budget. `reserve` is the fraction of every window that
+        background calls (bulk jobs) leave to interactive ones (0: none). `sleep` replaces
+        `asyncio.sleep` between retries (for tests). With `trust_env` (the default) the
+        client's own session goes through the proxy that HTTPS_PROXY / HTTP_PROXY / ALL_PROXY
+        set for the base URL, unless NO_PROXY lists its host, as httpx and requests do;
+        `trust_env=False` ignores them.
         """
         if not isinstance(trust_env, bool):
             raise TypeError(f"trust_env must be a bool, not {type(trust_env).__name__}")
@@ -123,11 +127,15 @@ class InboxClient:
                 f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
             )
         if limiter is None:
-            limiter = RateLimiter(rate_limits, on_throttle=on_throttle)
-        elif rate_limits is not DEFAULT_RATE_LIMITS or on_throttle is not None:
+            limiter = RateLimiter(rate_limits, on_throttle=on_throttle, reserve=reserve)
+        elif (
+            rate_limits is not DEFAULT_RATE_LIMITS
+            or on_throttle is not None
+            or reserve != DEFAULT_RESERVE
+        ):
             raise ValueError(
-                "pass either limiter=... or rate_limits=/on_throttle=, not both: "
-                "a shared limiter carries its own windows and hook"
+                "pass either limiter=... or rate_limits=/on_throttle=/reserve=, not both: "
+                "a shared limiter carries its own windows, hook and reserve"
             )
         transport = Transport(
             session=session,

@@ -37,6 +37,7 @@ from ._constants import (
     DEFAULT_MAX_RATE_LIMIT_WAIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMITS,
+    DEFAULT_RESERVE,
     DEFAULT_TIMEOUT,
 )
 from ._exceptions import ClientClosedError
@@ -361,6 +362,7 @@ class SyncInboxClient:
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         trust_env: bool = True,
+        reserve: float = DEFAULT_RESERVE,
     ) -> None:
         """Check every option now, as `InboxClient` does, and start the loop thread.
 
@@ -384,6 +386,7 @@ class SyncInboxClient:
                 on_throttle=on_throttle,
                 sleep=sleep,
                 trust_env=trust_env,
+                reserve=reserve,
             )
         except (TypeError, ValueError) as exc:
             # As in InboxClient: tracebacks with locals render this frame, so the secrets go.

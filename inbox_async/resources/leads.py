@@ -56,11 +56,13 @@ class Leads(Resource):
         timeout: float | None = None,
         max_retries: int | None = None,
         max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> Lead:
         """Set custom column values of one lead; a value of None clears that column.
 
         `data` maps column ids (`custom_...`, not column names) to str, int, float, bool or
         None. The columns must already exist on the list. Safe to retry: it sets values.
+        `priority="background"` queues it behind interactive calls and leaves the reserve.
         """
         check_id("list_id", list_id)
         pid = check_platform_id("platform_id", platform_id)
@@ -77,6 +79,7 @@ class Leads(Resource):
             timeout,
             max_retries,
             max_rate_limit_wait,
+            priority,
         )
         if self._raw:
             request.timed = True
@@ -201,6 +204,7 @@ class Leads(Resource):
         max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
         timeout: float | None = None,
         max_retries: int | None = None,
+        priority: Priority = "background",
     ) -> BulkReport:
         """Update many leads, `concurrency` at a time; one failure never stops the others.
 
@@ -210,7 +214,9 @@ class Leads(Resource):
         of the same job skips what an earlier run applied. Each request goes through the
         client's rate limiter and retries; an item waits up to `max_rate_limit_wait` seconds
         for the rate limit (a day by default: a bulk job outlasts a window rather than fail);
-        `timeout` and `max_retries` apply to each item's request (None: the client's).
+        `timeout` and `max_retries` apply to each item's request (None: the client's). Its
+        requests are `priority="background"` by default: interactive calls beside it go first,
+        and it leaves the limiter's reserve of every window to them.
 
             report = await client.leads.bulk_update(list_id, ((pid, {col: v}) for pid, v in rows))
             print(report.succeeded, [(f.platform_id, f.error) for f in report.failed])
@@ -226,6 +232,7 @@ class Leads(Resource):
             timeout=timeout,
             max_retries=max_retries,
             keep_leads=False,
+            priority=priority,
         )
         return await run.run(None)
 
@@ -240,6 +247,7 @@ class Leads(Resource):
         max_rate_limit_wait: float = DEFAULT_BULK_MAX_WAIT,
         timeout: float | None = None,
         max_retries: int | None = None,
+        priority: Priority = "background",
     ) -> BulkUpdateStream:
         """Like `bulk_update`, but yields each item's `BulkOutcome` as it finishes.
 
@@ -258,6 +266,7 @@ class Leads(Resource):
             timeout=timeout,
             max_retries=max_retries,
             keep_leads=True,
+            priority=priority,
         )
         return BulkUpdateStream(run)
 
