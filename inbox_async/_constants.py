@@ -57,3 +57,6 @@ SUNSET_HEADER: Final = istr("Sunset")
 # larger than the day's budget waits for the day window to slide rather than failing).
 DEFAULT_BULK_CONCURRENCY: Final = 16
 DEFAULT_BULK_MAX_WAIT: Final = 90_000.0
+# Background calls (bulk jobs) leave this fraction of every rate-limit window, and of the
+# server's Remaining, to interactive ones: a bulk job is 10% slower, a web app stays responsive.
+DEFAULT_RESERVE: Final = 0.1
