@@ -121,9 +121,9 @@ local gap, horizon, wake = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local reserve, cap = tonumber(ARGV[6]), tonumber(ARGV[7])
 local limit, seconds, bglimit = {}, {}, {}
 for i = 1, n do
-  limit[i] = tonumber(ARGV[4 + 3 * i])
-  seconds[i] = tonumber(ARGV[5 + 3 * i])
-  bglimit[i] = tonumber(ARGV[6 + 3 * i])
+  limit[i] = tonumber(ARGV[5 + 3 * i])
+  seconds[i] = tonumber(ARGV[6 + 3 * i])
+  bglimit[i] = tonumber(ARGV[7 + 3 * i])
 end
 local A = 7 + 3 * n
 -- Background entries of the queue sort after every interactive one (scores are enqueue times).
