@@ -85,10 +85,14 @@ async def test_fifo_within_a_priority_across_processes(redis_url: str) -> None: 
             order.append(i)
             await limiter.release(ticket, sent=True, status=200, headers={})
 
+        def waiting() -> int:
+            return a.snapshot().waiting + b.snapshot().waiting
+
         tasks = []
         for i in range(4):
             tasks.append(asyncio.ensure_future(take((a, b)[i % 2], i)))
-            await eventually(lambda i=i: a.snapshot().waiting + b.snapshot().waiting == i + 1)
+            expected = i + 1
+            await eventually(lambda: waiting() == expected)  # noqa: B023 - awaited at once
         await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert order == [0, 1, 2, 3]
 
