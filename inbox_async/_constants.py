@@ -42,6 +42,10 @@ MAX_SERVER_WAIT: Final = 86_400.0
 # While a hint holds requests back for longer than this, one probe request goes about this often,
 # so that a server that answers normally again is noticed without a restart.
 PROBE_INTERVAL: Final = 60.0
+# The fraction of every window (and of the server's X-RateLimit-Remaining) that background work
+# (bulk jobs) leaves to interactive calls: a bulk job that runs all day is 10% slower, and the web
+# app and the team's other tools keep a tenth of the quota. 0 turns the reserve off.
+DEFAULT_RESERVE: Final = 0.1
 
 USER_AGENT: Final = "inbox-async/0.1"
 # Header names the SDK reads from every response, as istr: a case-insensitive lookup by istr
@@ -57,6 +61,3 @@ SUNSET_HEADER: Final = istr("Sunset")
 # larger than the day's budget waits for the day window to slide rather than failing).
 DEFAULT_BULK_CONCURRENCY: Final = 16
 DEFAULT_BULK_MAX_WAIT: Final = 90_000.0
-# Background calls (bulk jobs) leave this fraction of every rate-limit window, and of the
-# server's Remaining, to interactive ones: a bulk job is 10% slower, a web app stays responsive.
-DEFAULT_RESERVE: Final = 0.1

@@ -157,6 +157,12 @@ class RateLimitSnapshot:
     """Callers waiting for a slot."""
     throttled_seconds: float
     """Wall-clock seconds during which at least one caller was waiting, since creation."""
+    reserve: float = 0.0
+    """Fraction of every window (and of the server's Remaining) that background calls leave."""
+    waiting_interactive: int = 0
+    """Interactive callers waiting for a slot."""
+    waiting_background: int = 0
+    """Background callers waiting for a slot."""
 
 
 @dataclass(frozen=True, slots=True)

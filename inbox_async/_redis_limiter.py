@@ -17,6 +17,18 @@ is shorter), also on a borrowed client whose socket timeouts are its owner's: a 
 a caller seconds, not a hang. Redis failures are raised as `APIConnectionError` whose message
 names the server without its password, with nothing of redis-py's exception attached.
 
+Priorities follow the rules of the local `RateLimiter` (see `_limiter.py`), across processes:
+callers that cannot go at once queue in Redis, interactive ones before background ones, first
+come first served within each; background callers fill at most `background_limit` slots of each
+window and keep off the server's last Remaining (shared through Redis) below its reserve, and
+their grants are paced one gap apart (the gap kept in Redis). Waiters do not poll: every script
+(an ask, a release, a waiter leaving) grants free slots to the head of the queue and publishes
+each grant on the owner's wake-up channel (one subscription per limiter), so a request costs
+its acquire and its release; a waiter asks again only when its slot is due (or every 30 s, which
+keeps its queue entry from lapsing). A grant may start up to 0.1 s after the script that made
+it. A waiter that gives up leaves the queue and hands back a slot granted meanwhile; a dead
+process's entries lapse. `round_trips` counts the Redis calls a limiter made.
+
 The gate never lives longer than a day (or the longest window, if longer), whatever Retry-After
 says. While it has more than a minute to run, one probe request may go about once a minute,
 across every process: the acquire script takes a probe lease (`SET NX PX`), and the release of a
@@ -760,6 +772,9 @@ class RedisRateLimiter:
             waiting=self._waiting,
             throttled_seconds=self._throttled_total
             + (time.monotonic() - self._throttled_since if self._waiting else 0.0),
+            reserve=self._reserve,
+            waiting_interactive=self._waiting_by["interactive"],
+            waiting_background=self._waiting_by["background"],
         )
 
     async def _ask(

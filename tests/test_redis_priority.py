@@ -59,7 +59,9 @@ async def test_an_interactive_caller_overtakes_background_waiters_of_another_pro
             await limiter.release(ticket, sent=True, status=200, headers={})
 
         background = [asyncio.ensure_future(take(bulk, f"b{i}", "background")) for i in range(3)]
-        await eventually(lambda: bulk.snapshot().waiting == 3)
+        await eventually(lambda: bulk.snapshot().waiting_background == 3)
+        assert bulk.snapshot().waiting_interactive == 0
+        assert bulk.snapshot().reserve == 0.0
         started = time.monotonic()
         await asyncio.wait_for(take(web, "i", "interactive"), 3)
         took = time.monotonic() - started
