@@ -378,6 +378,7 @@ end
 if op == 'l' then
   -- ARGV[A+1..]: hold, priority, take (1: keep a slot granted meanwhile, 0: hand it back).
   local hold, prio, take = tonumber(ARGV[A + 1]), ARGV[A + 2], ARGV[A + 3]
+  local rank = redis.call('ZRANK', Q, id)
   unqueue(id)
   local held = redis.call('ZSCORE', KEYS[1], 'f:' .. id)
   if held then
@@ -387,6 +388,13 @@ if op == 'l' then
     if redis.call('GET', PROBE) == id then redis.call('DEL', PROBE) end
   end
   dispatch()
+  if rank then
+    -- The next waiters moved up a place: their slots are due sooner than they were told.
+    for _, m in ipairs(redis.call('ZRANGE', Q, rank, rank + 9)) do
+      local owner = string.match(m, '^(.*)/')
+      if owner then redis.call('PUBLISH', wake .. owner, m .. ' -1') end
+    end
+  end
   return reply(0, 0, '', -1, 0)
 end
 
@@ -884,22 +892,24 @@ class RedisRateLimiter:
                 await asyncio.wait_for(pubsub.aclose(), self._redis_timeout)
 
     def _woken(self, data: object) -> None:
-        """A script granted a slot to a caller of this process: hand it over."""
+        """A script granted a slot to a caller of this process (or moved it up): tell it."""
         try:
             text = data.decode() if isinstance(data, bytes) else str(data)
             member, _, delay_text = text.partition(" ")
-            delay = _bounded(float(delay_text), _HORIZON)
+            delay = float(delay_text)
         except (UnicodeDecodeError, ValueError):
             return  # not ours to read; the waiter asks again when due
+        # A negative delay is no grant: the waiter's place moved up, it asks again now.
+        woken = None if delay < 0 or delay != delay else min(delay, _HORIZON)
         me = self._waiters.get(member)
         if me is None:
             # Its caller is gone: one that gave up left the queue (handing back what it was
             # granted) in the same script; one whose Redis call failed has its slot expire.
             return
         if me.future is not None and not me.future.done():
-            me.future.set_result(delay)
-        else:
-            me.granted = delay
+            me.future.set_result(woken)
+        elif woken is not None:
+            me.granted = woken
 
     async def _call(self, script: Any, args: list[Any], limit: float) -> Any:
         """Run a script in Redis within `limit` seconds, or raise the SDK's error for it."""
