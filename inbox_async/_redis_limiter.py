@@ -99,18 +99,28 @@ _HORIZON: Final = 0.1
 # A waiter asks Redis again at least this often: its queue entry lapses (its process may have
 # died) a little later than that.
 _MAX_NAP: Final = 30.0
-# How long a waiter naps when only an answer (a release, with its wake-up) can free its slot:
-# the wake-up is what ends the nap; this bounds a wake-up lost with a dropped connection.
-_BLIND_NAP: Final = 2.0
+# How long a waiter naps when only an answer can tell when its slot frees: the release that
+# tells wakes it (the first such waiter in the queue, one per release); this bounds a wake-up
+# lost with a dropped connection (a new subscription wakes every waiter anyway).
+_BLIND_NAP: Final = _MAX_NAP
 # A failed subscription is not tried again sooner than this.
 _RELISTEN: Final = 1.0
-_STATE_KEYS: Final = ("gate", "probe", "queue", "queue-meta", "queue-lapse", "pace", "server")
+_STATE_KEYS: Final = (
+    "gate",
+    "probe",
+    "queue",
+    "queue-meta",
+    "queue-lapse",
+    "pace",
+    "server",
+    "queue-blind",
+)
 # Errors Redis itself calls passing (loading its dataset, a cluster slot moving): worth the
 # retry stage's backoff, unlike every other Redis failure (see _failure).
 _TRANSIENT: Final = (BusyLoadingError, TryAgainError)
 
 # One script for every operation, so that each runs atomically against the same state.
-# KEYS: window keys..., gate, probe, queue, queue meta, queue lapse, pace, server.
+# KEYS: window keys..., gate, probe, queue, queue meta, queue lapse, pace, server, blind waiters.
 # ARGV: op ('a' ask, 'l' leave, 'r' release), member, background gap, horizon, wake-channel
 # prefix, reserve, longest hold, then (limit, seconds, background limit) per window, then the
 # op's own arguments (see each op).
@@ -125,9 +135,10 @@ _TRANSIENT: Final = (BusyLoadingError, TryAgainError)
 _SCRIPT: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local n = #KEYS - 7
-local GATE, PROBE, Q, META, LAPSE, PACE, SRV =
-  KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4], KEYS[n + 5], KEYS[n + 6], KEYS[n + 7]
+local n = #KEYS - 8
+local GATE, PROBE, Q, META, LAPSE, PACE, SRV, BLIND =
+  KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4], KEYS[n + 5], KEYS[n + 6], KEYS[n + 7],
+  KEYS[n + 8]
 local op, id = ARGV[1], ARGV[2]
 local gap, horizon, wake = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local reserve, cap = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -152,6 +163,7 @@ local lapsed = redis.call('ZRANGEBYSCORE', LAPSE, '-inf', now)
 for _, m in ipairs(lapsed) do
   redis.call('ZREM', Q, m)
   redis.call('HDEL', META, m)
+  redis.call('ZREM', BLIND, m)
 end
 if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', LAPSE, '-inf', now) end
 
@@ -222,6 +234,7 @@ local function unqueue(m)
   redis.call('ZREM', Q, m)
   redis.call('HDEL', META, m)
   redis.call('ZREM', LAPSE, m)
+  redis.call('ZREM', BLIND, m)
 end
 
 local function dispatch()
@@ -346,7 +359,7 @@ if op == 'a' then
       -- time, across every process, about once an interval.
       local lease = math.ceil(hold * 1000)
       if redis.call('SET', PROBE, id, 'NX', 'PX', lease) then
-        commit(id, hold, prio, now)
+        commit(id, hold, 'i', now)  -- the windows allow it (the reserve may not)
         unqueue(id)
         return reply(2, 0, '', -1, 0)
       end
@@ -369,6 +382,13 @@ if op == 'a' then
   recheck = math.min(recheck, max_nap)
   redis.call('ZADD', LAPSE, now + recheck + grace, id)
   local ms = math.ceil((recheck + grace) * 1000) + 1000
+  if recheck == blind_nap then
+    -- Only an answer can tell: the next release wakes the first such waiter.
+    redis.call('ZADD', BLIND, redis.call('ZSCORE', Q, id), id)
+    keep(BLIND, ms)
+  else
+    redis.call('ZREM', BLIND, id)
+  end
   keep(Q, ms)
   keep(META, ms)
   keep(LAPSE, ms)
@@ -445,6 +465,14 @@ if remaining >= 0 and server_limit > 0 then
   redis.call('PEXPIRE', SRV, math.ceil(holds * 1000) + 1000)
 end
 dispatch()
+if sent == '1' then
+  -- This answer tells when its slot frees: the first waiter that waited to be told asks again.
+  local told = redis.call('ZPOPMIN', BLIND)
+  if #told > 0 then
+    local owner = string.match(told[1], '^(.*)/')
+    if owner then redis.call('PUBLISH', wake .. owner, told[1] .. ' -1') end
+  end
+end
 return 1
 """
 

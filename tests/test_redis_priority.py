@@ -292,3 +292,27 @@ def test_reserve_zero_turns_it_off() -> None:
     assert background_limit(300, 0.0) == 300
     assert background_limit(300, 0.1) == 270
     assert background_limit(1, 0.1) == 1
+
+
+async def test_a_waiter_behind_requests_in_flight_is_woken_by_the_answer(
+    redis_url: str,  # noqa: F811
+) -> None:
+    key = "prio:blind"
+    async with (
+        RedisRateLimiter(redis_url, limits=[(2, 0.5)], key=key) as a,
+        RedisRateLimiter(redis_url, limits=[(2, 0.5)], key=key) as b,
+    ):
+        tickets = [await a.acquire(max_wait=1, timeout=5) for _ in range(2)]
+        # Both slots are in flight: how long the waiter waits, only an answer can tell.
+        waiter = asyncio.ensure_future(b.acquire(max_wait=10, timeout=5))
+        await eventually(lambda: b.snapshot().waiting == 1)
+        asks = b.round_trips
+        await a.release(tickets[0], sent=True, status=200, headers={})
+        started = time.monotonic()
+        ticket = await asyncio.wait_for(waiter, 3)
+        # Woken by that answer, it asks once more and goes when its slot frees, half a second
+        # after the answer; not when its own, long, nap ends.
+        assert 0.3 < time.monotonic() - started < 1.0
+        assert b.round_trips - asks <= 2
+        await b.release(ticket, sent=True, status=200, headers={})
+        await a.release(tickets[1], sent=True, status=200, headers={})
