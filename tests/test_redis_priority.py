@@ -302,6 +302,11 @@ async def test_a_waiter_behind_requests_in_flight_is_woken_by_the_answer(
         RedisRateLimiter(redis_url, limits=[(2, 0.5)], key=key) as a,
         RedisRateLimiter(redis_url, limits=[(2, 0.5)], key=key) as b,
     ):
+        # A first wait (for answered slots to free) makes b's wake-up subscription.
+        await _fill(a, 2)
+        ticket = await b.acquire(max_wait=3, timeout=5)
+        await b.release(ticket, sent=False)
+        await asyncio.sleep(0.5)  # the window slides past the fill
         tickets = [await a.acquire(max_wait=1, timeout=5) for _ in range(2)]
         # Both slots are in flight: how long the waiter waits, only an answer can tell.
         waiter = asyncio.ensure_future(b.acquire(max_wait=10, timeout=5))
