@@ -103,6 +103,8 @@ _MAX_NAP: Final = 30.0
 # tells wakes it (the first such waiter in the queue, one per release); this bounds a wake-up
 # lost with a dropped connection (a new subscription wakes every waiter anyway).
 _BLIND_NAP: Final = _MAX_NAP
+# How often the caller waiting for the next probe asks when Redis cannot say when it is due.
+_PROBE_RECHECK: Final = 1.0
 # A failed subscription is not tried again sooner than this.
 _RELISTEN: Final = 1.0
 _STATE_KEYS: Final = (
@@ -122,8 +124,8 @@ _TRANSIENT: Final = (BusyLoadingError, TryAgainError)
 # One script for every operation, so that each runs atomically against the same state.
 # KEYS: window keys..., gate, probe, queue, queue meta, queue lapse, pace, server, blind waiters.
 # ARGV: op ('a' ask, 'l' leave, 'r' release), member, background gap, horizon, wake-channel
-# prefix, reserve, longest hold, then (limit, seconds, background limit) per window, then the
-# op's own arguments (see each op).
+# prefix, reserve, longest hold, lapse grace, longest nap, then (limit, seconds, background
+# limit) per window, then the op's own arguments (see each op).
 #
 # A window is a sorted set of at most `limit` chains, each scored by the time it frees: a slot
 # answered at t frees at t + window ('d:' members); one granted and not yet answered holds a
@@ -142,13 +144,14 @@ local GATE, PROBE, Q, META, LAPSE, PACE, SRV, BLIND =
 local op, id = ARGV[1], ARGV[2]
 local gap, horizon, wake = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local reserve, cap = tonumber(ARGV[6]), tonumber(ARGV[7])
+local grace, max_nap = tonumber(ARGV[8]), tonumber(ARGV[9])
 local limit, seconds, bglimit = {}, {}, {}
 for i = 1, n do
-  limit[i] = tonumber(ARGV[5 + 3 * i])
-  seconds[i] = tonumber(ARGV[6 + 3 * i])
-  bglimit[i] = tonumber(ARGV[7 + 3 * i])
+  limit[i] = tonumber(ARGV[7 + 3 * i])
+  seconds[i] = tonumber(ARGV[8 + 3 * i])
+  bglimit[i] = tonumber(ARGV[9 + 3 * i])
 end
-local A = 7 + 3 * n
+local A = 9 + 3 * n
 -- Background entries of the queue sort after every interactive one (scores are enqueue times).
 local BG = 1e11
 
@@ -166,6 +169,9 @@ for _, m in ipairs(lapsed) do
   redis.call('ZREM', BLIND, m)
 end
 if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', LAPSE, '-inf', now) end
+
+-- The queue's head as the script found it: a new head is told when its slot is due.
+local first_head = redis.call('ZRANGE', Q, 0, 0)[1]
 
 -- A gate written by anything (an older version, a hand) holds no longer than the cap.
 local gate = math.min(tonumber(redis.call('GET', GATE) or '0') or 0, now + cap)
@@ -270,6 +276,42 @@ local function dispatch()
   return mine
 end
 
+local function tell(head)
+  -- Only the head of the queue keeps a timer of its own (the others wait to be told): it hears
+  -- when its slot is due, or, when only an answer can tell, that the release will tell it.
+  local meta = redis.call('HGET', META, head)
+  if not meta then return end
+  local _, prio = string.match(meta, '^(%S+) (%S+)$')
+  local nap = -1
+  if gate > now then
+    nap = gate - now
+  else
+    local T = start_for(prio)
+    if T then nap = math.max(0, T - now - horizon / 10) end
+  end
+  if nap < 0 then
+    -- Waiting to be told already (as it did behind the head): nothing to say yet.
+    redis.call('ZADD', BLIND, redis.call('ZSCORE', Q, head), head)
+    local lapse = tonumber(redis.call('ZSCORE', LAPSE, head) or '0') or 0
+    if lapse < now + max_nap + grace then redis.call('ZADD', LAPSE, now + max_nap + grace, head) end
+    local ms = math.ceil((max_nap + grace) * 1000) + 1000
+    for _, key in ipairs({BLIND, LAPSE, Q, META}) do keep(key, ms) end
+    return
+  end
+  nap = math.min(nap, max_nap)
+  local lapse = tonumber(redis.call('ZSCORE', LAPSE, head) or '0') or 0
+  if lapse < now + nap + grace then redis.call('ZADD', LAPSE, now + nap + grace, head) end
+  local ms = math.ceil((nap + grace) * 1000) + 1000
+  for _, key in ipairs({LAPSE, Q, META}) do keep(key, ms) end
+  local owner = string.match(head, '^(.*)/')
+  if owner then redis.call('PUBLISH', wake .. owner, head .. ' ~' .. tostring(nap)) end
+end
+
+local function tell_head()
+  local head = redis.call('ZRANGE', Q, 0, 0)[1]
+  if head and head ~= first_head and head ~= id then tell(head) end
+end
+
 local function give_back(m, start, prio)
   -- A slot granted and never used: its chain frees when it would have started.
   for i = 1, n do
@@ -302,8 +344,8 @@ if op == 'a' then
   -- ARGV[A+1..]: hold, priority ('i'/'b'), seconds left to wait, probe interval, lapse grace,
   -- longest nap between asks, nap while only an answer can tell.
   local hold, prio, left = tonumber(ARGV[A + 1]), ARGV[A + 2], tonumber(ARGV[A + 3])
-  local interval, grace = tonumber(ARGV[A + 4]), tonumber(ARGV[A + 5])
-  local max_nap, blind_nap = tonumber(ARGV[A + 6]), tonumber(ARGV[A + 7])
+  local interval = tonumber(ARGV[A + 4])
+  local blind_nap = max_nap
   -- Granted already, by a script whose notification did not arrive?
   local held = redis.call('ZSCORE', KEYS[1], 'f:' .. id)
   if held then
@@ -316,10 +358,13 @@ if op == 'a' then
     redis.call('HSET', META, id, tostring(hold) .. ' ' .. prio)
   end
   local mine = dispatch()
+  tell_head()
   if mine then return reply(1, mine - now, '', -1, 0) end
   -- Still waiting: how long, judged from its place in the queue.
   local rank = redis.call('ZRANK', Q, id)
-  local eta, reason = 0, 'window'
+  -- `eta` judges max_wait (optimistic); `due` is when to ask again: a slot in flight frees a
+  -- window after its answer at the soonest, so asking then is never too late.
+  local eta, due, reason = 0, 0, 'window'
   for i = 1, n do
     local s = share(i, prio)
     local used = redis.call('ZCARD', KEYS[i])
@@ -333,11 +378,18 @@ if op == 'a' then
         index = index - rounds * s
       end
       local e = rounds * seconds[i]
+      local d = e
       if index >= 0 then
         local entry = redis.call('ZRANGE', KEYS[i], index, index, 'WITHSCORES')
-        if string.sub(entry[1], 1, 2) == 'd:' then e = e + tonumber(entry[2]) - now end
+        if string.sub(entry[1], 1, 2) == 'd:' then
+          e = e + tonumber(entry[2]) - now
+          d = e
+        else
+          d = d + seconds[i]
+        end
       end
       if e > eta then eta = e end
+      if d > due then due = d end
     end
   end
   if prio == 'b' then
@@ -346,9 +398,11 @@ if op == 'a' then
       local nx = math.min(tonumber(redis.call('GET', PACE) or '0') or 0, now + cap)
       local e = math.max(nx, now) + ahead * gap - now
       if e > eta then eta = e end
+      if e > due then due = e end
     end
     local h = server_hold()
     if h - now > eta then eta, reason = h - now, 'server' end
+    if h - now > due then due = h - now end
   end
   local probe_in = -1
   if gate > now then
@@ -376,13 +430,17 @@ if op == 'a' then
   local recheck = blind_nap
   if gate > now then
     recheck = gate - now
-  elseif eta > horizon then
-    recheck = eta - horizon / 2
+  elseif rank > 0 then
+    -- Not the head: told when it is (a lost word costs at most the longest nap).
+    recheck = max_nap
+  elseif due > horizon then
+    -- Just before its slot is due: a script of any process that runs earlier hands it out.
+    recheck = due - horizon / 10
   end
   recheck = math.min(recheck, max_nap)
   redis.call('ZADD', LAPSE, now + recheck + grace, id)
   local ms = math.ceil((recheck + grace) * 1000) + 1000
-  if recheck == blind_nap then
+  if recheck == blind_nap and rank == 0 then
     -- Only an answer can tell: the next release wakes the first such waiter.
     redis.call('ZADD', BLIND, redis.call('ZSCORE', Q, id), id)
     keep(BLIND, ms)
@@ -398,7 +456,6 @@ end
 if op == 'l' then
   -- ARGV[A+1..]: hold, priority, take (1: keep a slot granted meanwhile, 0: hand it back).
   local hold, prio, take = tonumber(ARGV[A + 1]), ARGV[A + 2], ARGV[A + 3]
-  local rank = redis.call('ZRANK', Q, id)
   unqueue(id)
   local held = redis.call('ZSCORE', KEYS[1], 'f:' .. id)
   if held then
@@ -408,13 +465,7 @@ if op == 'l' then
     if redis.call('GET', PROBE) == id then redis.call('DEL', PROBE) end
   end
   dispatch()
-  if rank then
-    -- The next waiters moved up a place: their slots are due sooner than they were told.
-    for _, m in ipairs(redis.call('ZRANGE', Q, rank, rank + 9)) do
-      local owner = string.match(m, '^(.*)/')
-      if owner then redis.call('PUBLISH', wake .. owner, m .. ' -1') end
-    end
-  end
+  tell_head()
   return reply(0, 0, '', -1, 0)
 end
 
@@ -465,13 +516,11 @@ if remaining >= 0 and server_limit > 0 then
   redis.call('PEXPIRE', SRV, math.ceil(holds * 1000) + 1000)
 end
 dispatch()
+tell_head()
 if sent == '1' then
-  -- This answer tells when its slot frees: the first waiter that waited to be told asks again.
+  -- This answer tells when its slot frees: the head, if it waited to be told, hears when.
   local told = redis.call('ZPOPMIN', BLIND)
-  if #told > 0 then
-    local owner = string.match(told[1], '^(.*)/')
-    if owner then redis.call('PUBLISH', wake .. owner, told[1] .. ' -1') end
-  end
+  if #told > 0 and told[1] == redis.call('ZRANGE', Q, 0, 0)[1] then tell(told[1]) end
 end
 return 1
 """
@@ -480,13 +529,15 @@ return 1
 class _Waiting:
     """A caller of this process inside `acquire`, as the wake-up listener finds it."""
 
-    __slots__ = ("future", "granted")
+    __slots__ = ("future", "granted", "rearm")
 
     def __init__(self) -> None:
         self.future: asyncio.Future[float | None] | None = None
         """Set while it naps: resolved with a grant's delay, or None to ask Redis again."""
         self.granted: float | None = None
         """A grant's delay that arrived while no nap was under way."""
+        self.rearm: float | None = None
+        """How long to nap on, as a script told it, without asking Redis first."""
 
 
 class RedisRateLimiter:
@@ -588,6 +639,7 @@ class RedisRateLimiter:
         shortest = min(windows, key=lambda w: w[1])
         gap = shortest[1] / background_limit(shortest[0], self._reserve)
         self._common: list[Any] = [gap, _HORIZON, f"{tag}:wake:", self._reserve, self._max_hold]
+        self._common += [2 * self._redis_timeout + 1, _MAX_NAP]
         for limit, seconds in windows:
             self._common += [limit, seconds, background_limit(limit, self._reserve)]
         self._owner = f"{os.getpid()}.{random.getrandbits(48):x}"
@@ -666,8 +718,7 @@ class RedisRateLimiter:
         member = f"{self._owner}/{next(self._ids)}"
         args: list[Any] = ["a", member, *self._common]
         args += [hold, "b" if priority == "background" else "i", 0.0, self._probe_interval]
-        args += [2 * self._redis_timeout + 1, _MAX_NAP, _BLIND_NAP]
-        left_at = len(args) - 5
+        left_at = len(args) - 2
         me = _Waiting()
         self._waiters[member] = me
         waited = False
@@ -696,7 +747,7 @@ class RedisRateLimiter:
                     if not probing and (self._probe_waiter or probe_in is None or probe_in > left):
                         raise _too_long(eta, max_wait)
                     probing = self._probe_waiter = True
-                    nap, reason = (_BLIND_NAP if probe_in is None else probe_in), "probe"
+                    nap, reason = (_PROBE_RECHECK if probe_in is None else probe_in), "probe"
                 else:
                     nap = recheck
                     self._listen(loop)
@@ -716,15 +767,22 @@ class RedisRateLimiter:
                     raise _too_long(eta, max_wait)
                 # Processes told the same wait should not all come back in the same instant.
                 nap = min(nap, left) + random.uniform(0, min(0.02, 0.1 * nap + 0.001))
-                future = me.future = loop.create_future()
-                timer = loop.call_later(nap, _wake, future, None)
-                try:
-                    delay = await future
-                finally:
-                    timer.cancel()
-                    me.future = None
-                if delay is not None:
-                    return await self._granted(member, delay, False)
+                while True:
+                    future = me.future = loop.create_future()
+                    timer = loop.call_later(nap, _wake, future, None)
+                    try:
+                        delay = await future
+                    finally:
+                        timer.cancel()
+                        me.future = None
+                    if delay is None:
+                        delay = me.granted  # it came before this caller ran again
+                    if delay is not None:
+                        return await self._granted(member, delay, False)
+                    if me.rearm is None:
+                        break  # ask again
+                    # Told when its slot is due (it became the head of the queue): nap on.
+                    nap, me.rearm = min(me.rearm, max(0.0, deadline - loop.time())), None
         except asyncio.CancelledError:
             if queued:
                 # Leave the queue, and hand back a slot granted just as the caller gave up.
@@ -924,20 +982,27 @@ class RedisRateLimiter:
         try:
             text = data.decode() if isinstance(data, bytes) else str(data)
             member, _, delay_text = text.partition(" ")
-            delay = float(delay_text)
+            told = delay_text.startswith("~")
+            delay = float(delay_text[1:] if told else delay_text)
         except (UnicodeDecodeError, ValueError):
             return  # not ours to read; the waiter asks again when due
-        # A negative delay is no grant: the waiter's place moved up, it asks again now.
-        woken = None if delay < 0 or delay != delay else min(delay, _HORIZON)
+        # A negative delay is no grant: the waiter asks again now.
+        woken = None if told or delay < 0 or delay != delay else min(delay, _HORIZON)
         me = self._waiters.get(member)
         if me is None:
             # Its caller is gone: one that gave up left the queue (handing back what it was
             # granted) in the same script; one whose Redis call failed has its slot expire.
             return
         if me.future is not None and not me.future.done():
+            if told:
+                me.rearm = _bounded(delay, _MAX_NAP)
             me.future.set_result(woken)
         elif woken is not None:
             me.granted = woken
+        elif not told:
+            me.rearm = None  # asking again now overrides a nap told a moment before
+        elif me.rearm is not None:
+            me.rearm = _bounded(delay, _MAX_NAP)  # the latest word on its nap holds
 
     async def _call(self, script: Any, args: list[Any], limit: float) -> Any:
         """Run a script in Redis within `limit` seconds, or raise the SDK's error for it."""
