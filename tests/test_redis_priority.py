@@ -99,6 +99,27 @@ async def test_fifo_within_a_priority_across_processes(redis_url: str) -> None: 
     assert order == [0, 1, 2, 3]
 
 
+async def test_every_queue_key_expires(
+    redis_url: str,  # noqa: F811
+    check: aioredis.Redis,
+) -> None:
+    key = "prio:expiry"
+    async with RedisRateLimiter(redis_url, limits=[(1, 0.5)], key=key, reserve=0) as limiter:
+        await _fill(limiter, 1)
+        waiters = [
+            asyncio.ensure_future(limiter.acquire(max_wait=10, timeout=5, priority=p))
+            for p in ("background", "interactive", "background")
+        ]
+        await eventually(lambda: limiter.snapshot().waiting == 3)
+        names = [k async for k in check.scan_iter(match="{" + key + "}*")]
+        assert len(names) >= 4  # the window, the queue and its meta and lapse keys
+        for name in names:
+            assert await check.pttl(name) > 0, name
+        for task in waiters:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
 @pytest.mark.parametrize(
     "limits",
     [
