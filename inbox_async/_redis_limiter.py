@@ -952,30 +952,46 @@ class RedisRateLimiter:
         self._listener = loop.create_task(self._listen_loop())
 
     async def _listen_loop(self) -> None:
-        pubsub: Any = self._redis.pubsub()
-        try:
+        while True:
+            pubsub: Any = self._redis.pubsub()
             try:
-                self.round_trips += 1
-                await asyncio.wait_for(pubsub.subscribe(self._channel), self._redis_timeout)
-                # A grant made before the subscription was confirmed went unheard: everyone
-                # waiting asks again.
-                for me in self._waiters.values():
-                    if me.future is not None and not me.future.done():
-                        me.future.set_result(None)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None and message.get("type") == "message":
-                        self._woken(message.get("data"))
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
-                # Waiters still ask again when their slot is due; the next one to queue
-                # subscribes again.
-                logger.info(
-                    "rate limiter: wake-ups from Redis stopped (%s)",
-                    self._scrub(f"{type(exc).__name__}: {exc}"),
-                )
-        finally:
-            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(pubsub.aclose(), self._redis_timeout)
+                try:
+                    self.round_trips += 1
+                    await asyncio.wait_for(pubsub.subscribe(self._channel), self._redis_timeout)
+                    # redis-py reconnects (and subscribes again) on its own after a dropped
+                    # connection; what was published meanwhile is lost, so it tells us too.
+                    connection = getattr(pubsub, "connection", None)
+                    if connection is not None:
+                        connection.register_connect_callback(self._reconnected)
+                    self._wake_all()
+                    while True:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=None
+                        )
+                        if message is not None and message.get("type") == "message":
+                            self._woken(message.get("data"))
+                except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                    logger.info(
+                        "rate limiter: wake-ups from Redis stopped (%s)",
+                        self._scrub(f"{type(exc).__name__}: {exc}"),
+                    )
+            finally:
+                with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                    await asyncio.wait_for(pubsub.aclose(), self._redis_timeout)
+            if not self._waiters:
+                return  # the next caller to queue subscribes again
+            # Callers wait to be told: subscribe again in a moment (their own asks go on).
+            await asyncio.sleep(_RELISTEN)
+
+    def _reconnected(self, connection: object) -> None:
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        """Have every waiting caller ask again: what was said while nobody listened is lost."""
+        for me in self._waiters.values():
+            me.rearm = None
+            if me.future is not None and not me.future.done():
+                me.future.set_result(None)
 
     def _woken(self, data: object) -> None:
         """A script granted a slot to a caller of this process (or moved it up): tell it."""
