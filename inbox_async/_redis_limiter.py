@@ -943,7 +943,9 @@ class RedisRateLimiter:
     def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
         """Make sure a subscription to this limiter's wake-up channel is (being) made."""
         listener = self._listener
-        if listener is not None and not listener.done():
+        # A listener left on another loop (a limiter kept across asyncio.run calls) hears
+        # nothing here.
+        if listener is not None and not listener.done() and listener.get_loop() is loop:
             return
         now = loop.time()
         if now - self._listen_tried < _RELISTEN:
