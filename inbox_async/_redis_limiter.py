@@ -21,13 +21,17 @@ Priorities follow the rules of the local `RateLimiter` (see `_limiter.py`), acro
 callers that cannot go at once queue in Redis, interactive ones before background ones, first
 come first served within each; background callers fill at most `background_limit` slots of each
 window and keep off the server's last Remaining (shared through Redis) below its reserve, and
-their grants are paced one gap apart (the gap kept in Redis). Waiters do not poll: every script
-(an ask, a release, a waiter leaving) grants free slots to the head of the queue and publishes
-each grant on the owner's wake-up channel (one subscription per limiter), so a request costs
-its acquire and its release; a waiter asks again only when its slot is due (or every 30 s, which
-keeps its queue entry from lapsing). A grant may start up to 0.1 s after the script that made
-it. A waiter that gives up leaves the queue and hands back a slot granted meanwhile; a dead
-process's entries lapse. `round_trips` counts the Redis calls a limiter made.
+their grants are paced one gap apart (the gap kept in Redis).
+
+Waiters do not poll. Every script (an ask, a release, a waiter leaving) grants free slots to the
+head of the queue and publishes each grant on its owner's wake-up channel (one subscription per
+limiter), so a request costs its acquire and its release. A grant may start up to 0.1 s after
+the script that made it (its caller sleeps until then), so a release that runs just before a
+slot frees hands it out. Only the head of the queue keeps a timer, for when its slot is due;
+the script that makes a new head tells it when that is, and a release tells a head that only
+its answer could time. Every waiter asks again at least every 30 s, which keeps its queue entry
+from lapsing (a dead process's entries lapse). A waiter that gives up leaves the queue and hands
+back a slot granted meanwhile. `round_trips` counts the Redis calls a limiter made.
 
 The gate never lives longer than a day (or the longest window, if longer), whatever Retry-After
 says. While it has more than a minute to run, one probe request may go about once a minute,
