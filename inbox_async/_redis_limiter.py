@@ -74,8 +74,10 @@ from ._limiter import (
     ThrottleEvent,
     ThrottleReason,
     WindowState,
+    background_limit,
     check_limits,
     check_probe_interval,
+    check_reserve,
 )
 from ._log import logger
 from ._types import Priority
@@ -609,7 +611,7 @@ class RedisRateLimiter:
             raise ValueError("key must be a non-empty str")
         if (url is None) == (redis is None):
             raise ValueError("pass exactly one of url=... or redis=...")
-        self._reserve = _check_reserve(reserve)
+        self._reserve = check_reserve(reserve)
         self._redis_timeout = check_timeout(redis_timeout, "redis_timeout")
         if url is not None:
             if not isinstance(url, str):
@@ -1151,19 +1153,6 @@ def _describe(client: Any) -> str:
 def _wake(future: asyncio.Future[float | None], value: float | None) -> None:
     if not future.done():
         future.set_result(value)
-
-
-def background_limit(limit: int, reserve: float) -> int:
-    """Slots of a window of `limit` that background callers may fill."""
-    return max(1, math.floor(limit * (1 - reserve) + 1e-9))
-
-
-def _check_reserve(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"reserve must be a number in [0, 1), not {type(value).__name__}")
-    if not 0 <= value < 1:  # NaN fails this too
-        raise ValueError(f"reserve must be in [0, 1), got {value!r}")
-    return float(value)
 
 
 def _bounded(value: float, cap: float) -> float:
