@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import textwrap
 import time
 from collections.abc import AsyncIterator
 
@@ -343,3 +344,39 @@ async def test_a_waiter_behind_requests_in_flight_is_woken_by_the_answer(
         assert b.round_trips - asks <= 2
         await b.release(ticket, sent=True, status=200, headers={})
         await a.release(tickets[1], sent=True, status=200, headers={})
+
+
+async def test_the_readmes_sharing_example_runs(
+    redis_url: str,  # noqa: F811 - the module's redis-server fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inbox_async import InboxClient
+    from inbox_async.testing import FakeInboxServer
+
+    from ._readme import readme_snippet
+
+    body = readme_snippet("sharing.py").replace("redis://localhost:6379/0", redis_url)
+    async with FakeInboxServer(token="test-token") as server:
+        list_id = server.create_list(columns=["custom_x"])
+        server.add_leads(list_id, ["1", "2", "3"])
+        monkeypatch.setenv("INBOX_API_TOKEN", "test-token")
+        monkeypatch.setenv("INBOX_API_BASE_URL", server.url)
+        namespace: dict[str, object] = {
+            "InboxClient": InboxClient,
+            "RedisRateLimiter": RedisRateLimiter,
+            "list_id": list_id,
+            "platform_id": "1",
+            "column_id": "custom_x",
+            "rows": [("2", {"custom_x": "a"}), ("3", {"custom_x": "b"})],
+        }
+        source = "async def example():\n" + textwrap.indent(body, "    ")
+        source += "\n    return lead, report, client, limiter\n"
+        exec(compile(source, "README.md:sharing.py", "exec"), namespace)
+        lead, report, client, limiter = await namespace["example"]()  # type: ignore[operator]
+        try:
+            assert lead.data == {"custom_x": "Won"}
+            assert report.succeeded == 2 and not report.failed
+            assert limiter.reserve == 0.1
+        finally:
+            await client.aclose()
+            await limiter.aclose()
