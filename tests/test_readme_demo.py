@@ -113,7 +113,7 @@ def test_the_blocking_quickstart_runs_against_the_demo_server(
     demo: dict[str, str], tmp_path: Path
 ) -> None:
     out = _run_snippet("sync_quickstart.py", demo, tmp_path)
-    assert out == "{'custom_q5cktl47a6pqa74eu06fz89v': 'Acme Corp'} 100 []\n"
+    assert out == "{'custom_q5cktl47a6pqa74eu06fz89v': 'Acme Corp'} 20 []\n"
 
 
 def test_the_raw_response_example_runs_against_the_demo_server(
