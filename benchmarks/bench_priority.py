@@ -5,8 +5,8 @@ to the server core) enforces 20 requests per second and answers after 20 ms; eve
 a process of its own (pinned to the client core) with the same 20/s window. An interactive
 `leads.update` starts every 200 ms for 15 s (4 s with --quick), each in its own task, as a web
 app's handlers would; a bulk job (`bulk_update`, concurrency 16) runs from a 2 s warm-up (1 s)
-before that until the end. Interactive calls go to leads of their own, so the server's request log tells
-the two kinds of traffic apart by path. Scenarios:
+before that until the end. Interactive calls go to leads of their own, so the server's request
+log tells the two kinds of traffic apart by path. Scenarios:
 
 - local: the interactive caller alone; the bulk job alone; both in one client (local
   `RateLimiter`), once with the default `max_rate_limit_wait` (for the latency) and once with
