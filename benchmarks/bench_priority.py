@@ -431,6 +431,8 @@ class Outcome:
     status_429: int
     largest_gap: float
     largest_burst: int
+    per_second: list[int]
+    """Background arrivals in each second of the interactive phase."""
     requests: int
     round_trips: dict[str, int]
     cpu: float
@@ -557,6 +559,9 @@ async def run_scenario(
         status_429=sum(1 for r in log if r.status == 429),
         largest_gap=max((b - a for a, b in itertools.pairwise(window)), default=math.nan),
         largest_burst=most_within(window, BURST),
+        per_second=[
+            sum(1 for t in window if start + i <= t < start + i + 1) for i in range(int(seconds))
+        ],
         requests=len(log),
         round_trips=dict(after - before),
         cpu=sum(result.cpu for result in results),
@@ -629,7 +634,8 @@ def summary(o: Outcome) -> str:
     if o.bulk_rate:
         parts.append(
             f"bulk {o.bulk_rate:.2f}/s accepted, largest gap {o.largest_gap * 1e3:.0f} ms, "
-            f"largest burst {o.largest_burst} in {BURST * 1e3:.0f} ms, failed {o.bulk_failed}"
+            f"largest burst {o.largest_burst} in {BURST * 1e3:.0f} ms, failed {o.bulk_failed}, "
+            f"per second {' '.join(map(str, o.per_second))}"
         )
     parts.append(
         f"{o.requests} requests, {o.status_429} 429s, "
