@@ -20,8 +20,8 @@ log tells the two kinds of traffic apart by path. Scenarios:
 Reported per scenario: the interactive calls' p50, p95 and worst latency (successful calls,
 measured in the client from the call to its return) and how many raised `RateLimitError`; the
 bulk job's accepted rate at the server during the interactive phase, as a ratio to
-`(1 - reserve) * 20` (alone) or to the capacity the interactive calls left (20/s minus their
-arrival rate; beside them); the server's 429s; the largest gap between two background
+`(1 - reserve) * 20`, less the interactive calls' arrival rate beside them (the capacity
+they left it); the server's 429s; the largest gap between two background
 arrivals and the most background arrivals within 50 ms, at the server; for Redis, the round
 trips per request (every command a client sent, as `MONITOR` shows it, commands run inside
 scripts left out, divided by the requests the server received) and the client CPU per request
@@ -672,10 +672,13 @@ def _cpu(o: Outcome) -> float:
 
 
 def _bulk_ratio(o: Outcome, interactive: bool) -> float:
-    """The bulk rate ÷ what it may use: the capacity the interactive calls left, or its share."""
-    if interactive:
-        return o.bulk_rate / (LIMIT - o.interactive_rate)
-    return o.bulk_rate / ((1 - o.reserve) * LIMIT)
+    """The bulk rate ÷ what it may use: its share of the limit, less what interactive calls took.
+
+    The reserve is the last fraction of every window whoever filled the rest, so beside
+    interactive calls the background's room is (1 - reserve) x the limit minus their rate.
+    """
+    room = (1 - o.reserve) * LIMIT - (o.interactive_rate if interactive else 0.0)
+    return o.bulk_rate / room if room > 0 else math.nan
 
 
 def side_by_side(outcomes: dict[str, list[Outcome]]) -> list[str]:
@@ -735,8 +738,9 @@ def side_by_side(outcomes: dict[str, list[Outcome]]) -> list[str]:
         )
     lines += [
         "",
-        "bulk ÷ its room: the bulk job's accepted rate ÷ (1 - reserve) x 20/s when alone, ÷ the "
-        "20/s the interactive calls left (20/s minus their arrival rate) beside them. Latency: "
+        "bulk ÷ its room: the bulk job's accepted rate ÷ (1 - reserve) x 20/s, less the "
+        "interactive calls' arrival rate beside them (the reserve is the last part of a window, "
+        "whoever used the rest). Latency: "
         "successful calls (with a 0.5 s wait, the others raised RateLimitError). Gap and burst: "
         "background arrivals at the server during the interactive phase.",
     ]
@@ -807,7 +811,7 @@ def rows_for(outcomes: dict[str, list[Outcome]]) -> list[Row]:
             lambda v: at_least(v, RATE_BAR),
         )
     for scenario in ("local: beside bulk", "redis, 2 processes: beside bulk"):
-        add(scenario, "bulk ÷ capacity left", lambda o: _bulk_ratio(o, True), "x")
+        add(scenario, "bulk ÷ room left by interactive", lambda o: _bulk_ratio(o, True), "x")
     if outcomes:
         total = [float(sum(o.status_429 for runs in outcomes.values() for o in runs))]
         rows.append(
