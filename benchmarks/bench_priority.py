@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import inspect
 import itertools
 import json
@@ -346,6 +347,21 @@ def redis_server() -> Iterator[str | None]:
             proc.wait(10)
 
 
+def script_names() -> dict[str, str]:
+    """SHA1 -> name of every Lua script the Redis limiter module holds as a string constant."""
+    try:
+        from inbox_async import _redis_limiter
+    except ImportError:
+        return {}
+    names = {}
+    for name, value in vars(_redis_limiter).items():
+        if isinstance(value, str) and "redis.call" in value:
+            names[hashlib.sha1(value.encode(), usedforsecurity=False).hexdigest()] = name.strip(
+                "_"
+            ).lower()
+    return names
+
+
 class CommandCounter:
     """Counts the commands clients send a Redis server, read from `MONITOR`.
 
@@ -358,6 +374,8 @@ class CommandCounter:
     def __init__(self, host: str, port: int) -> None:
         self._host, self._port = host, port
         self.counts: Counter[str] = Counter()
+        self.scripts = script_names()
+        """The limiter's Lua scripts by SHA1, to tell its EVALSHAs apart."""
         self._marks: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -383,6 +401,9 @@ class CommandCounter:
                 if marker in self._marks:
                     self._marks.pop(marker).set()
                     continue
+            if command == "evalsha" and rest.count('"') >= 4:
+                sha = rest.split('"')[3]
+                command = f"evalsha {self.scripts.get(sha, sha[:8])}"
             self.counts[command] += 1
 
     async def settle(self) -> Counter[str]:
