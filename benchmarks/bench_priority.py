@@ -42,6 +42,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -347,6 +348,10 @@ def redis_server() -> Iterator[str | None]:
             proc.wait(10)
 
 
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+"""The quoted words of a MONITOR line: the command and its arguments."""
+
+
 def script_names() -> dict[str, str]:
     """SHA1 -> name of every Lua script the Redis limiter module holds as a string constant."""
     try:
@@ -395,15 +400,18 @@ class CommandCounter:
             source, _, rest = text.partition("] ")
             if source.endswith(" lua"):
                 continue
-            command = rest.split('"', 2)[1].lower() if rest.count('"') >= 2 else "?"
-            if command == "echo":
-                marker = rest.split('"')[3] if rest.count('"') >= 4 else ""
-                if marker in self._marks:
-                    self._marks.pop(marker).set()
-                    continue
-            if command == "evalsha" and rest.count('"') >= 4:
-                sha = rest.split('"')[3]
-                command = f"evalsha {self.scripts.get(sha, sha[:8])}"
+            words = _QUOTED.findall(rest)
+            command = words[0].lower() if words else "?"
+            if command == "echo" and len(words) == 2 and words[1] in self._marks:
+                self._marks.pop(words[1]).set()
+                continue
+            if command == "evalsha" and len(words) >= 3 and words[2].isdigit():
+                command = f"evalsha {self.scripts.get(words[1], words[1][:8])}"
+                first = 3 + int(words[2])
+                # A script that takes its operation as a short first argument gets one
+                # count per operation (acquire, release, leave...).
+                if len(words) > first and len(words[first]) <= 2 and words[first].isalpha():
+                    command += f" {words[first]}"
             self.counts[command] += 1
 
     async def settle(self) -> Counter[str]:
