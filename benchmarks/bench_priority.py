@@ -21,12 +21,12 @@ Reported per scenario: the interactive calls' p50, p95 and worst latency (succes
 measured in the client from the call to its return) and how many raised `RateLimitError`; the
 bulk job's accepted rate at the server during the interactive phase, as a ratio to
 `(1 - reserve) * 20`, less the interactive calls' arrival rate beside them (the capacity they
-left it); the server's 429s; the largest gap between two background arrivals and the most background
-arrivals within 50 ms, at the server; for Redis, the round trips per request (every command a
-client sent, as `MONITOR` shows it, commands run inside scripts left out, divided by the
-requests the server received; the bar leaves out what redis-py sends once per connection, HELLO
-and the like, which a long job amortises) and the client CPU per request (all of a scenario's
-client processes, divided by its requests).
+left it); the server's 429s; the largest gap between two background arrivals and the most
+background arrivals within 50 ms, at the server; for Redis, the round trips per request (every
+command a client sent, as `MONITOR` shows it, commands run inside scripts left out, divided by
+the requests the server received; the bar leaves out what redis-py sends once per connection,
+HELLO and the like, which a long job amortises) and the client CPU per request (all of a
+scenario's client processes, divided by its requests).
 
 On a checkout without priorities (no `priority` parameter on `leads.update`, no `reserve` on
 the limiters) the same runs are made without them, with a reserve of 0: that is the "before".
