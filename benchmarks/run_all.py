@@ -33,6 +33,7 @@ SCRIPTS = {
     "Q6": "bench_httpx.py",
     "Q7": "bench_uvloop.py",
     "Q8": "bench_failures.py",
+    "Q9": "bench_priority.py",
 }
 
 
