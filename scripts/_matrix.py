@@ -1,6 +1,7 @@
 """Runs pytest on every CPython of the matrix that this machine has, at the same time.
 
 Called by ./scripts/test (which has run ruff and mypy once before); arguments go to pytest.
+`--prepare` only makes the venvs (./scripts/test runs it in the background, from the start).
 Standard library only, so that it runs before anything is installed.
 
 Why a loop of our own rather than nox or tox: the runs must overlap to fit in CI's time on two
@@ -91,10 +92,17 @@ def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def prepare_venv(version: str, python: str | None) -> Path:
-    """A venv of `version` with the project and its dev extra installed (.venv for its own)."""
-    if _version_of(str(_venv_python(MAIN_VENV))) == version:
-        return _venv_python(MAIN_VENV)  # ./scripts/test has just installed into it
+def own_version() -> str | None:
+    """The version of .venv's interpreter, or of the one that ./scripts/test will make it with."""
+    return _version_of(str(_venv_python(MAIN_VENV))) or _version_of(
+        os.environ.get("PYTHON") or "python3"
+    )
+
+
+def prepare_venv(version: str, python: str | None, extra: str) -> Path:
+    """A venv of `version` with the project and `extra` installed (.venv for its own)."""
+    if version == own_version():
+        return _venv_python(MAIN_VENV)  # ./scripts/test installs the dev extra into it
     assert python is not None
     # Inside .venv, so that one `rm -rf .venv` starts everything afresh, and nothing is new
     # for git, ruff or mypy to look at.
@@ -102,11 +110,12 @@ def prepare_venv(version: str, python: str | None) -> Path:
     if _version_of(str(_venv_python(venv))) != version:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-    install = [str(_venv_python(venv)), "-m", "pip", "install", "--quiet"]
-    install += ["--disable-pip-version-check", "--editable", ".[dev]"]
-    done = subprocess.run(install, cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"pip install into {venv} failed:\n{done.stdout}{done.stderr}")
+    if os.environ.get("INBOX_MATRIX_PREPARED") != "1":  # else `--prepare` has just done it
+        install = [str(_venv_python(venv)), "-m", "pip", "install", "--quiet"]
+        install += ["--disable-pip-version-check", "--editable", f".[{extra}]"]
+        done = subprocess.run(install, cwd=ROOT, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"pip install into {venv} failed:\n{done.stdout}{done.stderr}")
     return _venv_python(venv)
 
 
@@ -118,11 +127,11 @@ def _summary(output: str) -> str:
     return "no pytest summary"
 
 
-def run_one(version: str, python: str | None, args: list[str], alone: bool, smoke: bool) -> Outcome:
+def run_one(version: str, python: str | None, args: list[str], alone: bool, dist: bool) -> Outcome:
     """Prepare the venv of `version` and run pytest in it; buffered unless it runs alone."""
     started = time.monotonic()
     try:
-        venv_python = prepare_venv(version, python)
+        venv_python = prepare_venv(version, python, "dev" if dist else "test")
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         return Outcome(version, 1, time.monotonic() - started, "venv failed", f"{exc}\n")
     command = [str(venv_python), "-m", "pytest", *args]
@@ -133,8 +142,8 @@ def run_one(version: str, python: str | None, args: list[str], alone: bool, smok
     # Each run its own cache, so that --lf / --ff work per interpreter.
     command[3:3] = ["-o", f"cache_dir=.pytest_cache/py{version}", "--color=no"]
     _say(f"== pytest on Python {version} started ({venv_python})")
-    # The wheel smoke test (a fresh venv, a pip install, the demo) once per matrix is enough.
-    env = {**os.environ, "INBOX_WHEEL_SMOKE": "1" if smoke else "0"}
+    # The sdist and wheel tests (a build, a fresh venv, a pip install) once per matrix.
+    env = {**os.environ, "INBOX_DIST_TESTS": "1" if dist else "0"}
     done = subprocess.run(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
     )
@@ -151,20 +160,49 @@ def _wanted() -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def main(args: list[str]) -> int:
-    """Run the matrix; the exit code is 0 only when every run found passed."""
-    wanted = _wanted()
-    strict = os.environ.get("INBOX_PYTHONS_STRICT", "") not in ("", "0")
-    own = _version_of(str(_venv_python(MAIN_VENV)))
+def _found(wanted: list[str], own: str | None) -> tuple[dict[str, str | None], list[str]]:
     found: dict[str, str | None] = {}
     missing: list[str] = []
     for version in wanted:
         python = None if version == own else find_python(version)
         if version != own and python is None:
             missing.append(version)
-            _say(f"== Python {version}: no interpreter found (PATH, pyenv), skipped")
         else:
             found[version] = python
+    return found, missing
+
+
+def prepare(wanted: list[str]) -> int:
+    """Make and install the venvs of the interpreters other than .venv's, all at once."""
+    own = own_version()
+    found, _ = _found(wanted, own)
+    dist = own if own in found else next(iter(found), None)
+    others = {v: p for v, p in found.items() if v != own}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
+        futures = {
+            v: pool.submit(prepare_venv, v, p, "dev" if v == dist else "test")
+            for v, p in others.items()
+        }
+    failed = 0
+    for version, future in futures.items():
+        try:
+            future.result()
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            failed = 1
+            _say(f"== Python {version}: could not make its venv: {exc}")
+    return failed
+
+
+def main(args: list[str]) -> int:
+    """Run the matrix; the exit code is 0 only when every run found passed."""
+    wanted = _wanted()
+    if args[:1] == ["--prepare"]:
+        return prepare(wanted)
+    strict = os.environ.get("INBOX_PYTHONS_STRICT", "") not in ("", "0")
+    own = own_version()
+    found, missing = _found(wanted, own)
+    for version in missing:
+        _say(f"== Python {version}: no interpreter found (PATH, pyenv), skipped")
     if not found:
         _say("== no interpreter of " + " ".join(wanted) + " found: nothing was tested")
         return 1
@@ -172,8 +210,9 @@ def main(args: list[str]) -> int:
     jobs = int(os.environ.get("INBOX_JOBS", "0") or 0) or len(found)
     outcomes: list[Outcome] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        smoke = own if own in found else next(iter(found))
-        futures = [pool.submit(run_one, v, p, args, alone, v == smoke) for v, p in found.items()]
+        # .venv has the dev extra (build, twine) and its run starts first: it builds the wheel.
+        dist = own if own in found else next(iter(found))
+        futures = [pool.submit(run_one, v, p, args, alone, v == dist) for v, p in found.items()]
         for future in concurrent.futures.as_completed(futures):
             outcome = future.result()
             outcomes.append(outcome)

@@ -88,6 +88,13 @@ def test_python_dash_m_inbox_async_is_the_cli() -> None:
 
 # -- the built artifacts (slow: a build, a fresh venv and a pip install) ------------------------
 
+# Once per matrix is enough, and only .venv has build and twine (the dev extra; the other
+# interpreters' venvs get the test extra): scripts/_matrix.py sets INBOX_DIST_TESTS=0 for them.
+_once_per_matrix = pytest.mark.skipif(
+    os.environ.get("INBOX_DIST_TESTS") == "0",
+    reason="scripts/test builds and installs the wheel on one interpreter of the matrix",
+)
+
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
@@ -101,12 +108,14 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
 
 
 @pytest.mark.slow
+@_once_per_matrix
 def test_twine_check_passes(dist: dict[str, Path]) -> None:
     out = _run(sys.executable, "-m", "twine", "check", "--strict", dist["wheel"], dist["sdist"])
     assert out.count("PASSED") == 2, out
 
 
 @pytest.mark.slow
+@_once_per_matrix
 def test_the_wheel_and_the_sdist_carry_the_license_and_the_package_data(
     dist: dict[str, Path],
 ) -> None:
@@ -129,10 +138,7 @@ def test_the_wheel_and_the_sdist_carry_the_license_and_the_package_data(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("INBOX_WHEEL_SMOKE") == "0",
-    reason="scripts/test runs the wheel smoke test on one interpreter of the matrix",
-)
+@_once_per_matrix
 def test_the_wheel_installed_alone_imports_and_runs_its_cli(
     dist: dict[str, Path], tmp_path: Path
 ) -> None:
