@@ -1,7 +1,8 @@
 """Runs pytest on every CPython of the matrix that this machine has, at the same time.
 
 Called by ./scripts/test (which has run ruff and mypy once before); arguments go to pytest.
-`--prepare` only makes the venvs (./scripts/test runs it in the background, from the start).
+`--prepare` only makes the venvs (./scripts/test starts it in the background before anything
+else; the matrix then waits for each venv that is not ready yet, while .venv's run goes ahead).
 Standard library only, so that it runs before anything is installed.
 
 Why a loop of our own rather than nox or tox: the runs must overlap to fit in CI's time on two
@@ -18,7 +19,9 @@ Environment:
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -107,15 +110,25 @@ def prepare_venv(version: str, python: str | None, extra: str) -> Path:
     # Inside .venv, so that one `rm -rf .venv` starts everything afresh, and nothing is new
     # for git, ruff or mypy to look at.
     venv = MAIN_VENV / f"py{version}"
-    if _version_of(str(_venv_python(venv))) != version:
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-    if os.environ.get("INBOX_MATRIX_PREPARED") != "1":  # else `--prepare` has just done it
-        install = [str(_venv_python(venv)), "-m", "pip", "install", "--quiet"]
-        install += ["--disable-pip-version-check", "--editable", f".[{extra}]"]
-        done = subprocess.run(install, cwd=ROOT, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"pip install into {venv} failed:\n{done.stdout}{done.stderr}")
+    MAIN_VENV.mkdir(exist_ok=True)
+    # `--prepare` in the background and the matrix may both get here: one at a time per venv,
+    # and the second finds the stamp and has nothing left to do.
+    with open(MAIN_VENV / f"py{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _version_of(str(_venv_python(venv))) != version:
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
+        # The editable install follows the source; only pyproject.toml can make it stale.
+        pyproject = (ROOT / "pyproject.toml").read_bytes()
+        wanted = f"{extra} {hashlib.sha256(pyproject).hexdigest()}"
+        stamp = venv / "inbox-installed"
+        if not stamp.exists() or stamp.read_text(encoding="utf-8") != wanted:
+            install = [str(_venv_python(venv)), "-m", "pip", "install", "--quiet"]
+            install += ["--disable-pip-version-check", "--editable", f".[{extra}]"]
+            done = subprocess.run(install, cwd=ROOT, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"pip install into {venv} failed:\n{done.stdout}{done.stderr}")
+            stamp.write_text(wanted, encoding="utf-8")
     return _venv_python(venv)
 
 
