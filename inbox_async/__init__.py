@@ -22,6 +22,8 @@ from ._exceptions import (
     UnprocessableEntityError,
 )
 from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
+from ._response import RawResponse
+from ._sync import SyncInboxClient
 from ._transport import ApiDeprecationWarning
 from .bulk import BulkFailure, BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, LeadUpdate
 
@@ -87,8 +89,10 @@ __all__ = [
     "RateLimitError",
     "RateLimitSnapshot",
     "RateLimiter",
+    "RawResponse",
     "RedisRateLimiter",
     "RemoveLeadsResult",
+    "SyncInboxClient",
     "Thread",
     "ThrottleEvent",
     "UnprocessableEntityError",

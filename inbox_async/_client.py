@@ -17,6 +17,7 @@ from ._constants import (
     DEFAULT_MAX_RATE_LIMIT_WAIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RATE_LIMITS,
+    DEFAULT_RESERVE,
     DEFAULT_TIMEOUT,
 )
 from ._decode import decode
@@ -43,7 +44,10 @@ class InboxClient:
     """An asyncio client for the Inbox API.
 
     One client is meant to be shared: create it once (per event loop) and use it from as many
-    tasks as you like. Close it with `async with` or `await client.aclose()`.
+    tasks as you like. Close it with `async with` or `await client.aclose()`. Every resource
+    method also takes `timeout`, `max_retries`, `max_rate_limit_wait` and `priority` for that
+    call; `with_options` makes a client with other defaults on the same connection pool, and
+    `<resource>.with_raw_response.<method>` returns the `RawResponse` (status, headers, timing).
 
         async with InboxClient() as client:  # token from INBOX_API_TOKEN
             lead = await client.leads.update("l44e15irdq4db30i77cgphhx", "44196397",
@@ -73,16 +77,31 @@ class InboxClient:
         limiter: Limiter | None = None,
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        trust_env: bool = True,
+        reserve: float = DEFAULT_RESERVE,
     ) -> None:
         """Check every option now, so that a mistake shows before the first request.
 
         `token` defaults to $INBOX_API_TOKEN and `base_url` to $INBOX_API_BASE_URL, then to
         https://inboxapp.com/api/v1. A `session` you pass is borrowed: it is used but never
-        closed. `rate_limits` are the team's `(requests, seconds)` windows, paced locally (None
-        turns local pacing off; the server's headers and 429s are still honoured); pass one
-        `limiter` to several clients instead to share a budget. `sleep` replaces
-        `asyncio.sleep` between retries (for tests).
+        closed, and keeps its own proxy settings (aiohttp's `trust_env`). `rate_limits` are
+        the team's `(requests, seconds)` windows, paced locally (None turns local pacing off;
+        the server's headers and 429s are still honoured); pass one `limiter` to several
+        clients instead to share a budget. `reserve` is the fraction of every window that
+        background calls (bulk jobs) leave to interactive ones (0: none). `sleep` replaces
+        `asyncio.sleep` between retries (for tests). With `trust_env` (the default) the
+        client's own session goes through the proxy that HTTPS_PROXY / HTTP_PROXY / ALL_PROXY
+        set for the base URL, unless NO_PROXY lists its host, as httpx and requests do;
+        `trust_env=False` ignores them.
         """
+        if not isinstance(trust_env, bool):
+            raise TypeError(f"trust_env must be a bool, not {type(trust_env).__name__}")
+        if session is not None and not trust_env:
+            # Before the config: its error would say nothing of the session.
+            raise ValueError(
+                "trust_env=False applies to the client's own session only; a session you pass "
+                "keeps its own setting (aiohttp's default is trust_env=False)"
+            )
         try:
             config = ClientConfig.build(
                 token=token,
@@ -93,6 +112,8 @@ class InboxClient:
                 max_connections=max_connections,
                 allow_insecure_http=allow_insecure_http,
                 default_headers=default_headers,
+                # A borrowed session decides about proxies itself.
+                trust_env=trust_env if session is None else False,
             )
         except (TypeError, ValueError) as exc:
             # Tracebacks with locals (error trackers, rich) render this frame: the token and
@@ -101,27 +122,40 @@ class InboxClient:
             raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
         # From here on the config holds both, out of its repr.
         token = default_headers = None
-        self._config = config
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(
                 f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
             )
         if limiter is None:
-            limiter = RateLimiter(rate_limits, on_throttle=on_throttle)
-        elif rate_limits is not DEFAULT_RATE_LIMITS or on_throttle is not None:
+            limiter = RateLimiter(rate_limits, on_throttle=on_throttle, reserve=reserve)
+        elif (
+            rate_limits is not DEFAULT_RATE_LIMITS
+            or on_throttle is not None
+            or reserve != DEFAULT_RESERVE
+        ):
             raise ValueError(
-                "pass either limiter=... or rate_limits=/on_throttle=, not both: "
-                "a shared limiter carries its own windows and hook"
+                "pass either limiter=... or rate_limits=/on_throttle=/reserve=, not both: "
+                "a shared limiter carries its own windows, hook and reserve"
             )
-        self._limiter = limiter
-        self._transport = Transport(
+        transport = Transport(
             session=session,
             max_connections=config.max_connections,
             default_headers=dict(config.default_headers),
             limiter=limiter,
+            proxy=config.proxy,
         )
+        self._assemble(config, limiter, transport, RetryPolicy(sleep=sleep))
+
+    def _assemble(
+        self, config: ClientConfig, limiter: Limiter, transport: Transport, retry: RetryPolicy
+    ) -> None:
+        """Everything but the checks: shared by the constructor and `with_options`."""
+        self._config = config
+        self._limiter = limiter
+        self._transport = transport
+        self._retry = retry
         self._auth = BearerAuth(config.token)
-        self._send = compose([RetryPolicy(sleep=sleep)], self._transport.send)
+        self._send = compose([retry], transport.send)
         self._timeout = attempt_timeout(config.timeout)
         self._base_url = URL(config.base_url)
         self._base_path = self._base_url.raw_path.rstrip("/")
@@ -129,6 +163,42 @@ class InboxClient:
         self.leads = Leads(self)
         self.import_jobs = ImportJobs(self)
         self.prospects = Prospects(self)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> InboxClient:
+        """A client with other defaults on this one's connection pool and rate limiter.
+
+        Options left out (None) keep this client's; `default_headers` are added to this
+        client's (a header of the same name is replaced). The pool belongs to the client it
+        was first made for: closing a derived client only stops that one, and closing the
+        original closes the pool under every client derived from it. Counters (`stats`) are
+        the derived client's own.
+
+            patient = client.with_options(timeout=120, max_retries=8)
+            job = await patient.import_jobs.create_csv(list_id, text, file_name="leads.csv")
+        """
+        try:
+            config = self._config.derive(
+                timeout=timeout,
+                max_retries=max_retries,
+                max_rate_limit_wait=max_rate_limit_wait,
+                default_headers=default_headers,
+            )
+        except (TypeError, ValueError) as exc:
+            # As in the constructor: header values may be secrets; keep them out of the frame.
+            default_headers = None
+            raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
+        default_headers = None
+        transport = self._transport.derive(dict(config.default_headers))
+        derived = InboxClient.__new__(InboxClient)
+        derived._assemble(config, self._limiter, transport, self._retry)
+        return derived
 
     @property
     def base_url(self) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Final
 
 from yarl import URL
 
@@ -16,10 +18,21 @@ from ._constants import (
     DEFAULT_BASE_URL,
     TOKEN_ENV_VAR,
 )
+from ._types import Priority
+from ._validation import check_priority
 
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+# What aiohttp can talk to: a plain proxy, or one reached over TLS. (No SOCKS.)
+_PROXY_SCHEMES: Final = ("http", "https")
 
-__all__ = ["ClientConfig", "check_header_value", "check_max_retries", "check_timeout"]
+__all__ = [
+    "ClientConfig",
+    "check_call_options",
+    "check_header_value",
+    "check_max_retries",
+    "check_timeout",
+    "proxy_secrets",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,10 @@ class ClientConfig:
     max_connections: int
     default_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Kept out of the repr: a header the caller adds may hold a key of its own."""
+    trust_env: bool = True
+    """Whether the environment's proxy variables apply to the SDK's own session."""
+    proxy: str | None = field(default=None, repr=False)
+    """The proxy URL the environment sets for `base_url`; out of the repr (credentials)."""
 
     @classmethod
     def build(
@@ -48,17 +65,53 @@ class ClientConfig:
         max_connections: int,
         allow_insecure_http: bool,
         default_headers: Mapping[str, str] | None,
+        trust_env: bool = True,
         env: Mapping[str, str] = os.environ,
     ) -> ClientConfig:
         """Check every option and fill the gaps from the environment."""
+        if not isinstance(trust_env, bool):
+            raise TypeError(f"trust_env must be a bool, not {type(trust_env).__name__}")
+        url = _resolve_base_url(base_url, env, allow_insecure_http)
         return cls(
             token=_resolve_token(token, env),
-            base_url=_resolve_base_url(base_url, env, allow_insecure_http),
+            base_url=url,
             timeout=check_timeout(timeout),
             max_retries=check_max_retries(max_retries),
             max_rate_limit_wait=_check_positive("max_rate_limit_wait", max_rate_limit_wait),
             max_connections=_check_count("max_connections", max_connections),
             default_headers=_check_headers(default_headers),
+            trust_env=trust_env,
+            proxy=_resolve_proxy(url, env) if trust_env else None,
+        )
+
+    def derive(
+        self,
+        *,
+        timeout: float | None,
+        max_retries: int | None,
+        max_rate_limit_wait: float | None,
+        default_headers: Mapping[str, str] | None,
+    ) -> ClientConfig:
+        """A copy with the given options changed (None keeps one); headers are merged in."""
+        headers = self.default_headers
+        if default_headers is not None:
+            added = _check_headers(default_headers)
+            # Header names are case-insensitive: a new "x-team" replaces an old "X-Team".
+            replaced = {name.lower() for name in added}
+            headers = {
+                **{k: v for k, v in headers.items() if k.lower() not in replaced},
+                **added,
+            }
+        return replace(
+            self,
+            timeout=self.timeout if timeout is None else check_timeout(timeout),
+            max_retries=self.max_retries if max_retries is None else check_max_retries(max_retries),
+            max_rate_limit_wait=(
+                self.max_rate_limit_wait
+                if max_rate_limit_wait is None
+                else _check_positive("max_rate_limit_wait", max_rate_limit_wait)
+            ),
+            default_headers=headers,
         )
 
 
@@ -109,6 +162,109 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _env_proxies(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """scheme (or "all", "no") -> (variable name, value), read as urllib reads them.
+
+    A lowercase variable wins over its uppercase twin, and an empty lowercase one unsets it;
+    HTTP_PROXY is ignored under CGI, where a request header could set it (httpoxy).
+    """
+    proxies: dict[str, tuple[str, str]] = {}
+    for name, value in env.items():
+        if value and name.lower().endswith("_proxy"):
+            proxies[name.lower()[:-6]] = (name, value)
+    if "REQUEST_METHOD" in env:
+        proxies.pop("http", None)
+    for name, value in env.items():
+        if name.endswith("_proxy"):  # lowercase names, second: they win
+            if value:
+                proxies[name[:-6]] = (name, value)
+            else:
+                proxies.pop(name[:-6], None)
+    return proxies
+
+
+def _resolve_proxy(base_url: str, env: Mapping[str, str]) -> str | None:
+    """The proxy the environment sets for the base URL's scheme and host, if any.
+
+    As httpx and requests read it: `<scheme>_PROXY`, then `ALL_PROXY`; none for a host listed
+    in `NO_PROXY` (urllib's matching: names and domain suffixes, `*` for every host). A proxy
+    without a scheme is http. The SDK talks to one origin only, so this is decided once.
+    """
+    proxies = _env_proxies(env)
+    url = URL(base_url)
+    found = proxies.get(url.scheme) or proxies.get("all")
+    if found is None:
+        return None
+    if "no" in proxies and _listed(url.host or "", url.explicit_port, proxies["no"][1]):
+        return None
+    name, value = found
+    value = value.strip()
+    if "://" not in value:
+        value = f"http://{value}"
+    # The value is never echoed: it may hold the proxy's credentials.
+    problem = None
+    try:
+        proxy = URL(value)
+    except ValueError:
+        problem = "is not a valid URL"
+    else:
+        if proxy.scheme not in _PROXY_SCHEMES:
+            problem = "is not an http:// or https:// proxy (SOCKS and others are not supported)"
+        elif not proxy.host:
+            problem = "has no host"
+    if problem is not None:
+        raise ValueError(
+            f"the environment variable {name} {problem}; fix it, list the API's host in "
+            "NO_PROXY, or pass trust_env=False to ignore the environment's proxy settings"
+        )
+    return value
+
+
+def _listed(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether NO_PROXY lists the host: `*`, its name (with or without the port), a parent
+    domain (a leading dot is optional), as urllib matches it."""
+    if no_proxy.strip() == "*":
+        return True
+    host = host.lower()
+    names = (host, f"{host}:{port}") if port is not None else (host,)
+    for entry in no_proxy.split(","):
+        entry = entry.strip().lstrip(".").lower()
+        if entry and any(name == entry or name.endswith(f".{entry}") for name in names):
+            return True
+    return False
+
+
+def proxy_secrets(proxy: str | None) -> list[str]:
+    """What of a proxy URL's credentials may show up in a message, in every spelling."""
+    if proxy is None:
+        return []
+    url = URL(proxy)
+    if url.raw_user is None and url.raw_password is None:
+        return []
+    user, password = url.user or "", url.password or ""
+    basic = base64.b64encode(f"{user}:{password}".encode("latin-1", "replace")).decode()
+    values = [basic, f"{user}:{password}", f"{url.raw_user or ''}:{url.raw_password or ''}"]
+    if password:
+        values += [password, url.raw_password or ""]
+    return values
+
+
+def check_call_options(
+    timeout: float | None,
+    max_retries: int | None,
+    max_rate_limit_wait: float | None,
+    priority: Priority,
+) -> None:
+    """Check the per-call options (None keeps the client's) before anything is sent."""
+    if timeout is not None:
+        check_timeout(timeout)
+    if max_retries is not None:
+        check_max_retries(max_retries)
+    if max_rate_limit_wait is not None:
+        check_timeout(max_rate_limit_wait, "max_rate_limit_wait")
+    check_priority("priority", priority)
 
 
 def check_timeout(value: float, name: str = "timeout") -> float:

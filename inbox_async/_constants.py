@@ -54,6 +54,10 @@ MAX_SERVER_WAIT: Final = 86_400.0
 # While a hint holds requests back for longer than this, one probe request goes about this often,
 # so that a server that answers normally again is noticed without a restart.
 PROBE_INTERVAL: Final = 60.0
+# The fraction of every window (and of the server's X-RateLimit-Remaining) that background work
+# (bulk jobs) leaves to interactive calls: a bulk job that runs all day is 10% slower, and the web
+# app and the team's other tools keep a tenth of the quota. 0 turns the reserve off.
+DEFAULT_RESERVE: Final = 0.1
 
 SDK_VERSION: Final = _sdk_version()
 # What openai-python and stripe-python send too: the SDK, the interpreter and the HTTP library,

@@ -23,6 +23,48 @@ with `.retry_after` set, which is what a web handler with a deadline wants. The 
 from the caller's place in the queue (the k-th waiter needs the k-th slot to free up), again
 for those already waiting when a 429 or a spent budget makes their wait longer, and a waiter that
 does reach its `max_wait` reports how much longer it would have had to wait.
+
+Priorities and the reserve
+--------------------------
+Every caller is "interactive" (a person waits for it: the default) or "background" (bulk work).
+A web app and a bulk job share one team quota; these rules keep the first responsive while the
+second runs for days. `RedisRateLimiter` follows the same rules across processes.
+
+1. Order. Interactive waiters are served before any background waiter, first come, first served
+   within each priority. A background caller, waiting or not, never makes an interactive one
+   wait: `try_acquire("interactive")` looks at interactive waiters only. A background caller
+   waits while any interactive caller waits (it may not overtake one).
+2. The window reserve. Background callers may fill a window of `limit` requests only up to
+   `background_limit(limit) = max(1, floor(limit * (1 - reserve) + 1e-9))` slots in use, where
+   the slots in use are everyone's (in flight, or answered less than one window ago): a
+   background slot is granted only while in_use < background_limit. A window of 300 with
+   reserve 0.1 lets background work take 270; interactive callers still use all 300. (The
+   max(1, ...) keeps a window of fewer than 1/(1 - reserve) requests usable by background work.)
+3. The server's reserve. With the server's last `X-RateLimit-Limit` L and its budget B (the last
+   `X-RateLimit-Remaining` less the requests sent since, as interactive calls count it), a
+   background slot is granted only while B > L - background_limit(L): background work never
+   takes the server's Remaining, which counts every tool of the team, below its reserve. Such a
+   reading stops holding background work back (it is stale) at its `X-RateLimit-Reset`, or,
+   without a Reset, `probe_interval` after it was read, and never sooner than 1 s after the
+   latest reading: one background request then goes, and its answer is the new reading.
+   Without an `X-RateLimit-Limit` there is no server reserve; while a local window of the
+   server's size counts at least what the server does, rule 2 already covers it.
+4. Pacing. Background grants are spaced by `gap = seconds / background_limit(limit)` of the
+   shortest local window, with a tolerance of half a gap: a grant at time t needs t >= next,
+   and sets next = max(next, t - gap / 2) + gap. A bulk job thus sends at the steady rate that
+   the short window allows it (4.5/s under 300/min), never two grants less than half a gap
+   apart, at most k + 1 in any k gaps, and a timer that fires late (by up to half a gap) is
+   caught up on the next grant instead of lost: the job keeps its full share.
+   Why the shortest window: it is the one a burst empties, which is what made an interactive
+   call wait a whole second behind a bulk job. Pacing at a longer window's rate would slow a
+   job that fits the hour or the day for nothing; when a longer window does reach its
+   background limit, its slots free as evenly as they were taken. Interactive callers are never
+   paced; without local windows nothing is paced.
+5. `reserve=0` turns rules 2 and 3 off (background_limit(limit) = limit); 1 and 4 still apply.
+6. A cancelled waiter of either priority leaves its queue at once and the next one is served;
+   a slot granted just as it gave up is handed back, with its pacing step.
+7. While a long hold lasts, the one probe request goes to the first interactive waiter, or to
+   the first background waiter when no interactive caller waits.
 """
 
 from __future__ import annotations
@@ -40,6 +82,7 @@ from typing import Final, Literal
 
 from ._constants import (
     DEFAULT_RATE_LIMITS,
+    DEFAULT_RESERVE,
     DEFAULT_TIMEOUT,
     PROBE_INTERVAL,
     RATE_LIMIT_HEADER,
@@ -64,8 +107,10 @@ __all__ = [
     "ThrottleEvent",
     "ThrottleReason",
     "WindowState",
+    "background_limit",
     "check_limits",
     "check_probe_interval",
+    "check_reserve",
 ]
 
 ThrottleReason = Literal["window", "server", "gate"]
@@ -101,7 +146,7 @@ _PROBE: Final = _ProbeTicket()
 class _Waiter:
     """One caller waiting for a slot."""
 
-    __slots__ = ("deadline", "future", "max_wait", "queued", "timeout")
+    __slots__ = ("background", "deadline", "future", "max_wait", "queued", "timeout")
 
     def __init__(
         self,
@@ -109,13 +154,15 @@ class _Waiter:
         deadline: float,
         max_wait: float,
         timeout: float | None,
+        background: bool,
     ) -> None:
         self.future = future
         self.deadline = deadline
         self.max_wait = max_wait
         self.timeout = timeout
+        self.background = background
         self.queued = False
-        """Whether it is counted in the queue (`RateLimiter._queued`)."""
+        """Whether it is counted in its queue (`RateLimiter._queued` or `_bg_queued`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +204,12 @@ class RateLimitSnapshot:
     """Callers waiting for a slot."""
     throttled_seconds: float
     """Wall-clock seconds during which at least one caller was waiting, since creation."""
+    reserve: float = 0.0
+    """Fraction of every window (and of the server's Remaining) that background calls leave."""
+    waiting_interactive: int = 0
+    """Interactive callers waiting for a slot."""
+    waiting_background: int = 0
+    """Background callers waiting for a slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +250,21 @@ def check_limits(
     return tuple(checked)
 
 
+def check_reserve(value: object, name: str = "reserve") -> float:
+    """Validate a reserve: a number in [0, 1), the fraction background calls leave."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1), not {type(value).__name__}")
+    if not 0 <= value < 1:  # NaN fails this too
+        raise ValueError(f"{name} must be in [0, 1) (0 turns it off), got {value!r}")
+    return float(value)
+
+
+def background_limit(limit: int, reserve: float) -> int:
+    """Slots in use up to which background calls may fill a window of `limit` requests."""
+    # The epsilon keeps 300 * 0.9 (269.99999999999997) at 270.
+    return max(1, math.floor(limit * (1.0 - reserve) + 1e-9))
+
+
 class _AnswerLog:
     """When each answered request came back, oldest first: one entry per request, all windows.
 
@@ -223,12 +291,14 @@ class _AnswerLog:
 class _Window:
     """One sliding window: its slots in use are the requests in flight plus `answered()`."""
 
-    __slots__ = ("limit", "log", "seconds", "start")
+    __slots__ = ("bg_limit", "limit", "log", "seconds", "start")
 
-    def __init__(self, limit: int, seconds: float, log: _AnswerLog) -> None:
+    def __init__(self, limit: int, seconds: float, log: _AnswerLog, reserve: float) -> None:
         self.limit = limit
         self.seconds = seconds
         self.log = log
+        self.bg_limit = background_limit(limit, reserve)
+        """Slots in use up to which background calls may fill it."""
         self.start = 0
         """Position in the log of the oldest answer still inside this window."""
 
@@ -260,7 +330,12 @@ class RateLimiter:
     """
 
     __slots__ = (
+        "_bg_gap",
+        "_bg_next",
+        "_bg_queued",
+        "_bg_waiters",
         "_budget",
+        "_budget_seen",
         "_budget_until",
         "_gate_jitter",
         "_gate_until",
@@ -278,11 +353,13 @@ class RateLimiter:
         "_queued",
         "_read_reset",
         "_rejudge",
+        "_reserve",
         "_reset_text",
         "_same_size_window",
         "_server_limit",
         "_server_remaining",
         "_server_reset",
+        "_srv_reserved",
         "_throttled_since",
         "_throttled_total",
         "_timer",
@@ -290,6 +367,7 @@ class RateLimiter:
         "_timer_loop",
         "_waiters",
         "_waiting",
+        "_waiting_bg",
         "_windows",
     )
 
@@ -300,12 +378,24 @@ class RateLimiter:
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
         gate_jitter: float = 1.0,
         probe_interval: float = PROBE_INTERVAL,
+        reserve: float = DEFAULT_RESERVE,
     ) -> None:
-        """`limits` are `(requests, seconds)` sliding windows; None keeps only the server sync."""
+        """`limits` are `(requests, seconds)` sliding windows; None keeps only the server sync.
+
+        `reserve` is the fraction of every window, and of the server's Remaining, that
+        background calls leave to interactive ones (see the module docstring); 0 turns it off.
+        """
+        self._reserve = check_reserve(reserve)
         self._log = _AnswerLog()
         self._windows = [
-            _Window(count, seconds, self._log) for count, seconds in check_limits(limits)
+            _Window(count, seconds, self._log, self._reserve)
+            for count, seconds in check_limits(limits)
         ]
+        shortest = min(self._windows, key=lambda w: w.seconds, default=None)
+        # Background grants are spaced by this much at least (rule 4); 0: not paced.
+        self._bg_gap = 0.0 if shortest is None else shortest.seconds / shortest.bg_limit
+        self._bg_next = -math.inf
+        """When the next background grant may go, by the pacing."""
         if on_throttle is not None and not callable(on_throttle):
             raise TypeError("on_throttle must be callable")
         self._on_throttle = on_throttle
@@ -319,8 +409,13 @@ class RateLimiter:
         # takes a slot without reading the clock or visiting the windows.
         self._headroom = _NO_WINDOW if not self._windows else 0
         self._waiters: deque[_Waiter] = deque()
+        """Interactive waiters in arrival order."""
         self._queued = 0
         """Waiters in `_waiters` still waiting (finished ones leave it lazily)."""
+        self._bg_waiters: deque[_Waiter] = deque()
+        """Background waiters in arrival order, served once no interactive caller waits."""
+        self._bg_queued = 0
+        """Waiters in `_bg_waiters` still waiting."""
         self._probe_waiter: _Waiter | None = None
         """A caller whose only chance within its max_wait is the next probe."""
         self._timer: asyncio.TimerHandle | None = None
@@ -330,6 +425,10 @@ class RateLimiter:
         self._gate_until = 0.0
         self._budget: int | None = None
         self._budget_until = 0.0
+        self._budget_seen = 0.0
+        """When the server's Remaining was last read (or found stale, for background work)."""
+        self._srv_reserved = 0
+        """Of the server's Remaining, what background work leaves (0: no server reserve)."""
         self._probe_at = math.inf
         """When the next probe may go, while a long hold lasts (inf: none due)."""
         self._probe_out_until = 0.0
@@ -346,6 +445,7 @@ class RateLimiter:
         self._same_size_window: _Window | None = None
         self._read_reset = ResetReader(self._max_hold, "rate limit")
         self._waiting = 0
+        self._waiting_bg = 0
         self._throttled_since = 0.0
         self._throttled_total = 0.0
 
@@ -353,6 +453,11 @@ class RateLimiter:
     def limits(self) -> tuple[tuple[int, float], ...]:
         """The local windows as `(requests, seconds)` pairs."""
         return tuple((w.limit, w.seconds) for w in self._windows)
+
+    @property
+    def reserve(self) -> float:
+        """The fraction of every window that background calls leave to interactive ones."""
+        return self._reserve
 
     def __repr__(self) -> str:
         # Works on a half-built limiter too: tracebacks with locals render the constructor's.
@@ -371,7 +476,9 @@ class RateLimiter:
         """
         if self.try_acquire(priority):
             return None
-        return await self._wait(asyncio.get_running_loop(), _now(), max_wait, timeout)
+        return await self._wait(
+            asyncio.get_running_loop(), _now(), max_wait, timeout, priority != "interactive"
+        )
 
     async def release(
         self,
@@ -395,6 +502,8 @@ class RateLimiter:
         """
         if self._waiters:
             return False  # first come, first served: queue behind those already waiting
+        if priority != "interactive":
+            return self._try_background()
         budget = self._budget
         if self._headroom > 0 and not self._gate_until and (budget is None or budget > 0):
             self._take()
@@ -403,6 +512,19 @@ class RateLimiter:
         ready, _ = self._ready_at(now)
         if ready is not None and ready <= now:
             self._take()
+            return True
+        return False
+
+    def _try_background(self) -> bool:
+        """`try_acquire` for a background caller: behind every waiter, within the reserve."""
+        if self._bg_waiters:
+            return False
+        now = _now()
+        ready, _ = self._ready_at(now)
+        if ready is not None:
+            ready, _ = self._bg_ready_at(now, ready, "window")
+        if ready is not None and ready <= now:
+            self._take_background(now)
             return True
         return False
 
@@ -426,7 +548,7 @@ class RateLimiter:
                 self._log.times.append(now)
         else:
             self._untake()  # it never left: nothing for the windows to count
-        if self._waiters or self._probe_waiter is not None:
+        if self._waiters or self._bg_waiters or self._probe_waiter is not None:
             self._dispatch(asyncio.get_running_loop())
 
     def snapshot(self) -> RateLimitSnapshot:
@@ -448,6 +570,9 @@ class RateLimiter:
             waiting=self._waiting,
             throttled_seconds=self._throttled_total
             + (loop_now - self._throttled_since if self._waiting else 0.0),
+            reserve=self._reserve,
+            waiting_interactive=self._waiting - self._waiting_bg,
+            waiting_background=self._waiting_bg,
         )
 
     # -- internals ----------------------------------------------------------------------------
@@ -496,11 +621,58 @@ class RateLimiter:
             self._probe_at = math.inf  # the hold is over: the next one starts its own minute
         return ready, reason
 
+    def _bg_ready_at(
+        self, now: float, ready: float, reason: ThrottleReason
+    ) -> tuple[float | None, ThrottleReason]:
+        """`_ready_at` made later for a background caller: the reserve, the pacing.
+
+        `ready` and `reason` are `_ready_at`'s answer (not None), whose purge this relies on.
+        """
+        if self._bg_next > ready:
+            ready, reason = self._bg_next, "window"
+        in_flight = self._in_flight
+        for window in self._windows:
+            answered = window.answered()
+            over = in_flight + answered - window.bg_limit
+            if over >= 0:
+                if over >= answered:
+                    return None, "window"  # only requests in flight can free it: a response
+                # The (over + 1)-th oldest answer's expiry brings it below its background limit.
+                expiry = window.log.times[window.start - window.log.offset + over] + window.seconds
+                if expiry > ready:
+                    ready, reason = expiry, "window"
+        budget = self._budget
+        reserved = self._srv_reserved
+        if reserved and budget is not None and budget <= reserved:
+            stale = self._stale_at(now)
+            if now >= stale:
+                # The reading has aged out: one background request goes to read it again.
+                self._budget = reserved + 1
+                self._budget_seen = now
+            elif stale > ready:
+                ready, reason = stale, "server"
+        return ready, reason
+
+    def _stale_at(self, now: float) -> float:
+        """When the server's last Remaining stops holding background work back (rule 3)."""
+        reset = self._server_reset
+        if reset is None:
+            at = self._budget_seen + self._probe_interval
+        else:
+            at = now + min(self._max_hold, max(0.0, reset - time.time()))
+        return max(at, self._budget_seen + _RECHECK)
+
     def _take(self) -> None:
         self._in_flight += 1
         self._headroom -= 1
         if self._budget is not None:
             self._budget -= 1
+
+    def _take_background(self, now: float) -> None:
+        self._take()
+        gap = self._bg_gap
+        if gap:
+            self._bg_next = max(self._bg_next, now - 0.5 * gap) + gap
 
     def _untake(self) -> None:
         """Undo `_take` for a slot that was never used."""
@@ -520,7 +692,7 @@ class RateLimiter:
         return hold if hold > now else 0.0
 
     def _eta(
-        self, now: float, position: int, *, holds: bool = True
+        self, now: float, position: int, *, holds: bool = True, background: bool = False
     ) -> tuple[float, ThrottleReason]:
         """The earliest the waiter `position` places from the front can get a slot.
 
@@ -528,7 +700,9 @@ class RateLimiter:
         after their answers. The requests in flight come next: they may yet be handed back
         unsent, so no wait is claimed for them. A slot taken by a waiter ahead frees a window
         after it was taken at the soonest, so `limit` slots serve each `limit` waiters a window
-        apart. The gate and the server's budget hold everyone.
+        apart. The gate and the server's budget hold everyone. A background waiter (whose
+        `position` counts the interactive waiters too) sees each window's background limit,
+        the server's reserve and its place in the pacing.
         """
         eta = now
         reason: ThrottleReason = "window"
@@ -544,13 +718,24 @@ class RateLimiter:
                 wait = min(self._max_hold, max(0.0, self._server_reset - time.time()))
                 if now + wait > eta:
                     eta, reason = now + wait, "server"
+        if background:
+            reserved = self._srv_reserved
+            if holds and reserved and budget is not None and position >= budget - reserved:
+                stale = self._stale_at(now)
+                if stale > eta:
+                    eta, reason = stale, "server"
+            if self._bg_gap:
+                paced = max(now, self._bg_next) + position * self._bg_gap
+                if paced > eta:
+                    eta, reason = paced, "window"
         if self._windows:
             self._purge(now)
             in_flight = self._in_flight
             times = self._log.times
             offset = self._log.offset
             for window in self._windows:
-                limit, seconds = window.limit, window.seconds
+                limit = window.bg_limit if background else window.limit
+                seconds = window.seconds
                 answered = window.answered()
                 index = position - (limit - in_flight - answered)
                 if index < 0:
@@ -597,9 +782,11 @@ class RateLimiter:
         now: float,
         max_wait: float,
         timeout: float | None,
+        background: bool,
     ) -> object:
-        eta, reason = self._eta(now, self._queued)
-        waiter = _Waiter(loop.create_future(), now + max_wait, max_wait, timeout)
+        position = self._queued + self._bg_queued if background else self._queued
+        eta, reason = self._eta(now, position, background=background)
+        waiter = _Waiter(loop.create_future(), now + max_wait, max_wait, timeout, background)
         if eta - now > max_wait:
             # Only the next probe could let it through in time, and only one caller can count
             # on that: the others are told the wait they can already be told.
@@ -607,11 +794,17 @@ class RateLimiter:
             if self._probe_waiter is not None or probe is None or probe - now > max_wait:
                 raise self._too_long(eta - now, max_wait, reason)
             self._probe_waiter = waiter
+        elif background:
+            self._bg_waiters.append(waiter)
+            waiter.queued = True
+            self._bg_queued += 1
         else:
             self._waiters.append(waiter)
             waiter.queued = True
             self._queued += 1
         self._waiting += 1
+        if background:
+            self._waiting_bg += 1
         if self._waiting == 1:
             self._throttled_since = now
             self._throttled(reason, eta - now)
@@ -625,14 +818,19 @@ class RateLimiter:
                 # The slot was granted just as the caller gave up: hand it back unused.
                 if future.result() is _PROBE:
                     self._probe_out_until = 0.0  # still due: the next caller probes
+                elif background and self._bg_gap:
+                    self._bg_next -= self._bg_gap  # its step of the pacing, too
                 self._untake()
-                self._dispatch(loop)
             else:
                 self._leave(waiter)
+            # Its place goes to the next waiter now, not at the next timer.
+            self._dispatch(loop)
             raise
         finally:
             deadline.cancel()
             self._waiting -= 1
+            if background:
+                self._waiting_bg -= 1
             if self._waiting == 0:
                 self._throttled_total += _now() - self._throttled_since
 
@@ -645,7 +843,10 @@ class RateLimiter:
         """Take a waiter out of the count of those still waiting (its entry goes lazily)."""
         if waiter.queued:
             waiter.queued = False
-            self._queued -= 1
+            if waiter.background:
+                self._bg_queued -= 1
+            else:
+                self._queued -= 1
         if waiter is self._probe_waiter:
             self._probe_waiter = None
 
@@ -656,9 +857,15 @@ class RateLimiter:
         else:
             waiter.future.set_exception(error)
 
+    def _grant_probe(self, now: float, waiter: _Waiter) -> None:
+        self._take()
+        self._probe_out_until = now + self._probe_lease(waiter.timeout)
+        self._settle(waiter, _PROBE, None)
+
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Grant slots to waiters in arrival order; arm the timer for the next one."""
+        """Grant slots to waiters, interactive first, each in arrival order; arm the timer."""
         waiters = self._waiters
+        bg_waiters = self._bg_waiters
         now = _now()
         if self._rejudge:
             self._rejudge = False
@@ -666,43 +873,84 @@ class RateLimiter:
         while True:
             while waiters and waiters[0].future.done():
                 waiters.popleft()
+            while bg_waiters and bg_waiters[0].future.done():
+                bg_waiters.popleft()
             probe_waiter = self._probe_waiter
             if probe_waiter is not None and probe_waiter.future.done():
                 self._probe_waiter = probe_waiter = None
-            if not waiters and probe_waiter is None:
+            if not waiters and not bg_waiters and probe_waiter is None:
                 return
-            ready, _ = self._ready_at(now)
-            if ready is not None and ready <= now:
-                waiter = waiters.popleft() if waiters else probe_waiter
-                assert waiter is not None
-                self._take()
-                self._settle(waiter, None, None)
-                continue
-            probe = self._probe_eta(now)
-            if probe is not None and probe <= now:
-                # The caller that can count on nothing else goes first.
-                waiter = probe_waiter if probe_waiter is not None else waiters.popleft()
-                self._take()
-                self._probe_out_until = now + self._probe_lease(waiter.timeout)
-                self._settle(waiter, _PROBE, None)
-                continue
-            if ready is None:
-                if probe is None:
-                    return  # a response (release) will call again
-                ready = probe
-            elif probe is not None:
-                ready = min(ready, probe)
-            self._arm(loop, ready)
-            return
+            # A caller waiting for the probe alone goes with its own priority's queue.
+            interactive_probe = bg_probe = None
+            if probe_waiter is not None:
+                if probe_waiter.background:
+                    bg_probe = probe_waiter
+                else:
+                    interactive_probe = probe_waiter
+            ready, reason = self._ready_at(now)
+            wake = math.inf
+            if waiters or interactive_probe is not None:
+                if ready is not None and ready <= now:
+                    waiter = waiters.popleft() if waiters else interactive_probe
+                    assert waiter is not None
+                    self._take()
+                    self._settle(waiter, None, None)
+                    continue
+                probe = self._probe_eta(now)
+                if probe is not None and probe <= now:
+                    # The caller that can count on nothing else goes first.
+                    if interactive_probe is not None:
+                        waiter = interactive_probe
+                    else:
+                        waiter = waiters.popleft()
+                    self._grant_probe(now, waiter)
+                    continue
+                if ready is not None:
+                    wake = ready
+                if probe is not None:
+                    wake = min(wake, probe)
+                if waiters:
+                    # Background callers wait while an interactive one does (rule 1).
+                    if wake != math.inf:
+                        self._arm(loop, wake)
+                    return
+            if bg_waiters or bg_probe is not None:
+                bg_ready: float | None = None
+                if ready is not None:
+                    bg_ready, _ = self._bg_ready_at(now, ready, reason)
+                if bg_ready is not None and bg_ready <= now:
+                    waiter = bg_waiters.popleft() if bg_waiters else bg_probe
+                    assert waiter is not None
+                    self._take_background(now)
+                    self._settle(waiter, None, None)
+                    continue
+                if interactive_probe is None:
+                    probe = self._probe_eta(now)
+                    if probe is not None and probe <= now:
+                        waiter = bg_probe if bg_probe is not None else bg_waiters.popleft()
+                        self._grant_probe(now, waiter)
+                        continue
+                    if probe is not None:
+                        wake = min(wake, probe)
+                if bg_ready is not None:
+                    wake = min(wake, bg_ready)
+            if wake != math.inf:
+                self._arm(loop, wake)
+            return  # else a response (release) will call again
 
     def _judge(self, now: float) -> None:
         """Fail at once the waiters that a longer hold makes wait beyond their max_wait."""
+        position = self._judge_queue(self._waiters, now, 0, False)
+        self._judge_queue(self._bg_waiters, now, position, True)
+
+    def _judge_queue(
+        self, queue: deque[_Waiter], now: float, position: int, background: bool
+    ) -> int:
         survivors: deque[_Waiter] = deque()
-        position = 0
-        for waiter in self._waiters:
+        for waiter in queue:
             if waiter.future.done():
                 continue
-            eta, reason = self._eta(now, position)
+            eta, reason = self._eta(now, position, background=background)
             if eta > waiter.deadline:
                 if self._probe_waiter is None:
                     probe = self._probe_eta(now)
@@ -714,29 +962,31 @@ class RateLimiter:
                 continue
             survivors.append(waiter)
             position += 1
-        self._waiters.clear()
-        self._waiters.extend(survivors)
+        queue.clear()
+        queue.extend(survivors)
+        return position
 
     def _expire(self, waiter: _Waiter) -> None:
         if waiter.future.done():
             return
         now = _now()
+        background = waiter.background
         if waiter is self._probe_waiter:
-            eta, reason = self._eta(now, 0)
+            eta, reason = self._eta(now, 0, background=background)
             probe = self._probe_eta(now)
             if probe is not None and probe < eta:
                 eta = probe
         else:
-            waiters = self._waiters
+            waiters = self._bg_waiters if background else self._waiters
             while waiters and waiters[0].future.done():
                 waiters.popleft()
-            position = 0
+            position = self._queued if background else 0
             for other in waiters:
                 if other is waiter:
                     break
                 if not other.future.done():
                     position += 1
-            eta, reason = self._eta(now, position)
+            eta, reason = self._eta(now, position, background=background)
         self._settle(waiter, None, self._too_long(eta - now, waiter.max_wait, reason))
 
     def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
@@ -796,11 +1046,13 @@ class RateLimiter:
                 remaining = parse_count(text)  # "12.0", "-1", "1e30" and the like
         if remaining is not None:
             self._server_remaining = remaining
+            self._budget_seen = now
             limit_text = headers.get(RATE_LIMIT_HEADER)
             if limit_text != self._limit_text:
                 self._limit_text = limit_text
                 self._server_limit = limit = parse_count(limit_text)
                 self._same_size_window = next((w for w in self._windows if w.limit == limit), None)
+                self._srv_reserved = limit - background_limit(limit, self._reserve) if limit else 0
             reset_text = headers.get(RATE_RESET_HEADER)
             if reset_text != self._reset_text:
                 self._reset_text = reset_text
@@ -852,7 +1104,7 @@ class RateLimiter:
                 self._throttled("gate", retry_after)
 
     def _throttled(self, reason: ThrottleReason, wait: float | None) -> None:
-        waiting = len(self._waiters)
+        waiting = self._queued + self._bg_queued
         if logger.isEnabledFor(logging.INFO):
             shown = "until a response frees a slot" if wait is None else f"{wait:.2f} s"
             logger.info("rate limit: callers wait %s for the %s", shown, reason)

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import sys
 import time
 import warnings
+import weakref
 from typing import Final
 
 import aiohttp
 from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 
+from ._config import proxy_secrets
 from ._constants import (
     DEPRECATION_HEADER,
     MAX_RESPONSE_BYTES,
@@ -53,6 +56,8 @@ _ACCEPT_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT
 _MIN_SECRET_LENGTH: Final = 4
 # How much sooner than the attempt's whole timeout its connect part ends (see attempt_timeout).
 _CONNECT_MARGIN: Final = 0.005
+# "scheme://user:password@" in a URL of a message (a proxy's, say).
+_USERINFO_RE: Final = re.compile(r"(\w+://)[^/@\s]+@")
 
 
 class ApiDeprecationWarning(UserWarning):
@@ -60,18 +65,28 @@ class ApiDeprecationWarning(UserWarning):
 
 
 class Transport:
-    """Sends one attempt over an aiohttp session the client owns or borrows."""
+    """Sends one attempt over an aiohttp session the client owns or borrows.
+
+    The session it creates goes through the proxy the client's config read from the
+    environment (if any); a borrowed one keeps its own settings. `derive` makes the transport
+    of a `with_options` client: its own headers and counters on this one's session.
+    """
 
     __slots__ = (
-        "_caller_header_values",
+        "__weakref__",
         "_closed",
         "_created_at",
         "_default_headers",
+        "_derived",
         "_limiter",
         "_loop",
         "_max_connections",
         "_nowait",
+        "_owner",
         "_owns_session",
+        "_per_request_headers",
+        "_proxy",
+        "_secret_values",
         "_session",
         "_warned_deprecation",
         "attempts",
@@ -84,14 +99,32 @@ class Transport:
         max_connections: int,
         default_headers: dict[str, str],
         limiter: Limiter,
+        proxy: str | None = None,
+        owner: Transport | None = None,
     ) -> None:
         self._limiter = limiter
         self._nowait = nowait_limiter(limiter)
         self._session = session
-        self._owns_session = session is None
+        # A derived transport (InboxClient.with_options) uses its owner's pool and never
+        # closes it; the owner closes it, and marks every derived one closed with it.
+        self._owner = owner
+        self._derived: weakref.WeakSet[Transport] = weakref.WeakSet()
+        self._owns_session = session is None and owner is None
         self._max_connections = max_connections
+        self._proxy = proxy
         self._default_headers = {**_ACCEPT_HEADERS, **default_headers}
-        self._caller_header_values = tuple(default_headers.values())
+        # What rides on each request rather than being the session's default: everything for
+        # a session that is not ours (borrowed, or the owner's); the caller's own headers when
+        # a proxy is in use, since aiohttp sends a session's defaults to the proxy in its
+        # CONNECT request too, in plain text. None: the session carries them all.
+        self._per_request_headers: dict[str, str] | None
+        if not self._owns_session:
+            self._per_request_headers = self._default_headers
+        elif proxy is not None and default_headers:
+            self._per_request_headers = dict(default_headers)
+        else:
+            self._per_request_headers = None
+        self._secret_values = (*default_headers.values(), *proxy_secrets(proxy))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._warned_deprecation = False
@@ -99,6 +132,25 @@ class Transport:
         """HTTP attempts sent through this transport."""
         # Kept for the ResourceWarning of a client that is never closed: it names the creator.
         self._created_at = _caller_outside_package()
+
+    def derive(self, default_headers: dict[str, str]) -> Transport:
+        """A transport with its own headers and counters on this one's pool, closed with it."""
+        owner = self._owner or self
+        child = Transport(
+            session=owner._session,
+            max_connections=owner._max_connections,
+            default_headers=default_headers,
+            limiter=owner._limiter,
+            proxy=owner._proxy,
+            owner=owner,
+        )
+        # One pool, one event loop: a derived client used on another loop fails as the
+        # original would.
+        child._loop = owner._loop
+        if owner._closed:
+            child._closed = True
+        owner._derived.add(child)
+        return child
 
     @property
     def closed(self) -> bool:
@@ -129,12 +181,19 @@ class Transport:
     def _open(self) -> aiohttp.ClientSession:
         self.check_usable()
         session = self._session
-        if session is None:
+        if session is None and self._owner is not None:
+            session = self._session = self._owner._open()
+        elif session is None:
             # Created here, inside the running loop, on first use: creating an aiohttp session
-            # outside a loop binds it to the wrong one.
+            # outside a loop binds it to the wrong one. aiohttp's own trust_env stays off: the
+            # proxy was read from the environment once, for the one origin the client talks
+            # to, where aiohttp would look it up in a thread on every request (and netrc too,
+            # whose password for the API host would clash with the token).
+            headers = _ACCEPT_HEADERS if self._per_request_headers else self._default_headers
             session = self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
-                headers=self._default_headers,
+                headers=headers,
+                proxy=self._proxy,
             )
         return session
 
@@ -151,9 +210,10 @@ class Transport:
         # aiohttp's RuntimeError below, rather than costing a check on every attempt.
         if session is None or self._closed:
             session = self._open()
-        if not self._owns_session:
-            # A borrowed session has its own defaults; ours ride on each request.
-            request.headers.update(self._default_headers)
+        extra_headers = self._per_request_headers
+        if extra_headers is not None:
+            # A session that is not ours has its own defaults: ours ride on each request.
+            request.headers.update(extra_headers)
         # The slot is handled here, in the frame that awaits the socket, rather than by a
         # pipeline stage of its own: a coroutine layer costs CPU on every attempt, the more so
         # the more requests are in flight. A limiter that can answer at once (the local one) is
@@ -174,7 +234,8 @@ class Transport:
         try:
             self.attempts += 1
             debug = logger.isEnabledFor(logging.DEBUG)
-            started = time.perf_counter() if debug else 0.0
+            timed = debug or request.timed
+            started = time.perf_counter() if timed else 0.0
             # aiohttp's errors are turned into ours outside the except clauses: raised inside
             # one, ours would chain aiohttp's as __context__, whose request_info and history
             # hold the request headers (Authorization included).
@@ -219,8 +280,9 @@ class Transport:
                     self._connection_error(request, exc, timeout=True, sent=True),
                     self._scrubbed(exc, request),
                 )
-            except aiohttp.ClientConnectorError as exc:
-                # Raised while connecting: the request never left, so even a POST may be repeated.
+            except (aiohttp.ClientConnectorError, aiohttp.ClientHttpProxyError) as exc:
+                # Raised while connecting (to the server, or the proxy refused the tunnel): the
+                # request never left, so even a POST may be repeated.
                 failure = self._connection_error(request, exc, timeout=False, sent=False)
                 cause = self._scrubbed(exc, request)
             except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -254,15 +316,17 @@ class Transport:
             else:
                 await self._limiter.release(ticket, sent=sent, status=status, headers=headers)
         response = Response(response_status, response_headers, body)
-        if debug:
-            logger.debug(
-                "%s %s -> %d in %.1f ms (attempt %d)",
-                request.method,
-                request.path,
-                response_status,
-                (time.perf_counter() - started) * 1000,
-                request.attempt,
-            )
+        if timed:
+            response.elapsed = time.perf_counter() - started
+            if debug:
+                logger.debug(
+                    "%s %s -> %d in %.1f ms (attempt %d)",
+                    request.method,
+                    request.path,
+                    response_status,
+                    response.elapsed * 1000,
+                    request.attempt,
+                )
         if not self._warned_deprecation and (
             DEPRECATION_HEADER in response_headers or SUNSET_HEADER in response_headers
         ):
@@ -273,20 +337,25 @@ class Transport:
 
     def _scrubbed(self, exc: BaseException, request: Request) -> HTTPLibraryError:
         """A stand-in for aiohttp's error: its type and message, without a secret in them."""
-        text = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
-        for secret in self._secrets(request):
-            text = text.replace(secret, "<redacted>")
+        text = self._redact(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}", request)
         if isinstance(exc, OSError) and exc.errno is not None:
             return HTTPLibraryOSError(exc.errno, text)
         return HTTPLibraryError(text)
 
     def _secrets(self, request: Request) -> list[str]:
-        """The header values the caller gave: the token and every default header."""
+        """What the caller gave: the token, every default header, the proxy's credentials."""
         values = [request.headers.get("Authorization", "")]
         values.append(values[0].partition(" ")[2])
-        values += self._caller_header_values
+        values += self._secret_values
         # Longest first, so that the token is replaced before the shorter "Bearer ..." part.
         return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
+
+    def _redact(self, text: str, request: Request) -> str:
+        """`text` without a secret: the caller's values, and any URL's user info."""
+        for secret in self._secrets(request):
+            text = text.replace(secret, "<redacted>")
+        # Whatever a URL in a message carries before "@" is credentials, short ones too.
+        return _USERINFO_RE.sub(r"\1<redacted>@", text)
 
     def _connection_error(
         self,
@@ -309,8 +378,7 @@ class Transport:
             what = f"failed: the server's TLS certificate is not trusted ({exc})"
         else:
             what = f"failed: {type(exc).__name__}: {exc}".rstrip(": ")
-        for secret in self._secrets(request):
-            what = what.replace(secret, "<redacted>")
+        what = self._redact(what, request)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s %s (attempt %d)", request.method, request.path, what, request.attempt
@@ -337,6 +405,10 @@ class Transport:
     async def aclose(self) -> None:
         """Close the session if it is ours; a borrowed one is left to its owner."""
         self._closed = True
+        for child in list(self._derived):
+            # Their pool goes with this one: they fail as closed, not on a closed session.
+            child._closed = True
+            child._session = None
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
             await session.close()

@@ -42,6 +42,8 @@ class Request(msgspec.Struct, eq=False, gc=False):
     attempt: int = 1
     priority: Priority = "interactive"
     """Interactive callers are served first; background ones leave the limiter's reserve."""
+    timed: bool = False
+    """Whether the transport times each attempt into `Response.elapsed` (raw responses do)."""
 
     # `headers` is kept out of both reprs: it carries the Authorization header, and tracebacks
     # that show locals (error trackers, rich, pytest -l) render every frame's `request`.
@@ -60,6 +62,8 @@ class Response(msgspec.Struct, eq=False, gc=False):
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
+    elapsed: float = 0.0
+    """Seconds from sending to the whole body read; measured only for a timed request."""
 
     @property
     def request_id(self) -> str | None:

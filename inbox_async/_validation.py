@@ -19,6 +19,8 @@ __all__ = [
 ]
 
 _SHOWN: Final = 60
+# Python's default limit on int-to-str conversion (sys.get_int_max_str_digits) is 4300 digits.
+_INT_BOUND: Final = 10**4300
 
 
 def _shown(value: object) -> str:
@@ -93,8 +95,13 @@ def check_column_data(name: str, data: object) -> dict[str, Any]:
             if not value.isascii():
                 _check_encodable(f"{name}[{key!r}]", value)
             continue
-        if value is None or kind is int or kind is bool or isinstance(value, (bool, int)):
+        if value is None or kind is bool:
             continue
+        if kind is int or isinstance(value, int):
+            if -_INT_BOUND < value < _INT_BOUND:
+                continue
+            # Python refuses to turn such an int into text, so no JSON encoder can send it.
+            raise ValueError(f"{name}[{key!r}] is an int of more than 4300 digits")
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise ValueError(f"{name}[{key!r}] must be a finite number, got {value!r}")

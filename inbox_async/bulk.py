@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 import msgspec
 
-from ._config import check_timeout
+from ._config import check_max_retries, check_timeout
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -40,8 +40,10 @@ from ._exceptions import (
     JournalMismatchError,
     PermissionDeniedError,
 )
+from ._limiter import RateLimitSnapshot, WindowState, background_limit
 from ._log import logger
-from ._validation import check_id, check_platform_id
+from ._types import Priority
+from ._validation import check_id, check_platform_id, check_priority
 from .models.leads import Lead
 
 if TYPE_CHECKING:
@@ -162,6 +164,12 @@ class BulkProgress:
     """Items never sent because the job stopped (`aborted`); a rerun with the journal sends them."""
     aborted: Exception | None = None
     """The error that stopped the job, once one has: nothing new is started after it."""
+    reserve: float = 0.0
+    """The limiter's reserve: the fraction of every window that background calls leave."""
+    waiting_interactive: int = 0
+    """Interactive callers waiting for the rate limit now (the job's or anyone's)."""
+    waiting_background: int = 0
+    """Background callers waiting for the rate limit now (the job's or anyone's)."""
 
 
 @dataclass(slots=True)
@@ -334,8 +342,12 @@ class _BulkRun:
         journal: str | os.PathLike[str] | None,
         max_wait: float,
         keep_leads: bool,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        priority: Priority = "background",
     ) -> None:
         check_id("list_id", list_id)
+        self._priority = check_priority("priority", priority)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int):
             raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
         if concurrency < 1:
@@ -364,6 +376,8 @@ class _BulkRun:
         self._on_progress = on_progress
         self._journal_path = journal
         self._max_wait = check_timeout(max_wait, "max_rate_limit_wait")
+        self._timeout = None if timeout is None else check_timeout(timeout)
+        self._max_retries = None if max_retries is None else check_max_retries(max_retries)
         self._keep_leads = keep_leads
         self._total = _length(updates)
         self._source: AsyncIterator[UpdateInput] | None = None
@@ -537,6 +551,9 @@ class _BulkRun:
                     platform_id,
                     raw_data,  # type: ignore[arg-type]
                     max_rate_limit_wait=self._max_wait,
+                    timeout=self._timeout,
+                    max_retries=self._max_retries,
+                    priority=self._priority,
                 )
             except Exception as exc:  # any failure of one item is that item's, whatever it is
                 return None, _slim(exc)
@@ -612,9 +629,10 @@ class _BulkRun:
             samples.popleft()
         then, done_then = samples[0]
         rate = (done - done_then) / (now - then) if now > then else 0.0
+        limits = self._leads._client.rate_limit
         eta = None
         if self._total is not None:
-            eta = self._eta(self._total - done, rate)
+            eta = self._eta(self._total - done, rate, limits)
         return BulkProgress(
             total=self._total,
             done=done,
@@ -627,19 +645,33 @@ class _BulkRun:
             elapsed=now - started,
             not_attempted=report.not_attempted,
             aborted=report.aborted,
+            reserve=limits.reserve,
+            waiting_interactive=limits.waiting_interactive,
+            waiting_background=limits.waiting_background,
         )
 
-    def _eta(self, remaining: int, rate: float) -> float | None:
+    def _eta(self, remaining: int, rate: float, limits: RateLimitSnapshot) -> float | None:
         if remaining <= 0:
             return 0.0
         estimate = remaining / rate if rate > 0 else None
         # Each window can take what is left of it now, then `limit` per `seconds` after that:
         # a job larger than the hour's or the day's budget waits for those windows to slide.
-        for window in self._leads._client.rate_limit.windows:
-            beyond = remaining - window.remaining
+        # Background work gets only the part of each window above the reserve, and is paced
+        # over the shortest window (see the limiter's docstring): that pace is a floor too.
+        background = self._priority == "background"
+        reserve = limits.reserve if background else 0.0
+        shortest: WindowState | None = None
+        for window in limits.windows:
+            usable = background_limit(window.limit, reserve) if background else window.limit
+            beyond = remaining - max(0, usable - window.in_use)
             if beyond > 0:
-                floor = math.ceil(beyond / window.limit) * window.seconds
+                floor = math.ceil(beyond / usable) * window.seconds
                 estimate = floor if estimate is None else max(estimate, floor)
+            if shortest is None or window.seconds < shortest.seconds:
+                shortest = window
+        if background and shortest is not None:
+            paced = remaining * shortest.seconds / background_limit(shortest.limit, reserve)
+            estimate = paced if estimate is None else max(estimate, paced)
         return estimate
 
 

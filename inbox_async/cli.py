@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from ._constants import BASE_URL_ENV_VAR, DEFAULT_RATE_LIMITS, TOKEN_ENV_VAR
+from ._constants import BASE_URL_ENV_VAR, DEFAULT_RATE_LIMITS, DEFAULT_RESERVE, TOKEN_ENV_VAR
 from ._csv import (
     CsvError,
     CsvPlan,
@@ -35,8 +35,9 @@ from ._csv import (
     scan,
 )
 from ._exceptions import JournalMismatchError
-from ._limiter import check_limits
-from ._validation import check_id
+from ._limiter import background_limit, check_limits, check_reserve
+from ._types import Priority
+from ._validation import PRIORITIES, check_id
 from .bulk import BulkProgress, BulkReport, LeadUpdate
 
 __all__ = ["main"]
@@ -142,6 +143,22 @@ def _parser() -> argparse.ArgumentParser:
         help="the team's limit as requests/seconds, repeatable (default 300/60 10000/3600 "
         "100000/86400)",
     )
+    bulk.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        default="background",
+        help="background (default): paced, and leaves the --reserve of the quota to the "
+        "team's interactive calls; interactive: the whole quota, unpaced",
+    )
+    bulk.add_argument(
+        "--reserve",
+        type=_reserve,
+        default=DEFAULT_RESERVE,
+        metavar="FRACTION",
+        help="the fraction of every rate-limit window, and of the server's remaining quota, "
+        f"that background work leaves to interactive calls, in [0, 1) (default "
+        f"{DEFAULT_RESERVE:g}; 0: none)",
+    )
     bulk.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
     bulk.add_argument("--no-progress", action="store_true", help="no progress bar")
     bulk.add_argument("--token", help=f"API token (default: ${TOKEN_ENV_VAR})")
@@ -161,6 +178,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _reserve(text: str) -> float:
+    """Parse `--reserve` (argparse names the option in its message)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes a fraction in [0, 1), e.g. {DEFAULT_RESERVE:g}; got {text!r}"
+        ) from None
+    try:
+        return check_reserve(value, "--reserve")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be in [0, 1) (0 turns the reserve off), got {text!r}"
+        ) from None
 
 
 def _rate_limits(values: list[str] | None) -> tuple[tuple[int, float], ...]:
@@ -236,13 +269,18 @@ async def _bulk_update(args: argparse.Namespace) -> int:
     )
     # The first pass: a file that cannot be read stops here, before anything is sent.
     checked = scan(plan, clear_empty=args.clear_empty)
+    priority: Priority = args.priority
+    # What the job itself may use of each window: background work leaves the reserve.
+    reserve = args.reserve if priority == "background" else 0.0
     if args.dry_run:
-        return _dry_run(plan, checked, args.clear_empty, limits)
+        return _dry_run(plan, checked, args.clear_empty, limits, reserve, priority)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV_VAR)
     if not token or not token.strip():
         raise CsvError(f"no API token: pass --token or set ${TOKEN_ENV_VAR}")
     try:
-        client = InboxClient(token, base_url=args.base_url, rate_limits=limits)
+        client = InboxClient(
+            token, base_url=args.base_url, rate_limits=limits, reserve=args.reserve
+        )
     except (TypeError, ValueError) as exc:
         raise CsvError(_in_option_words(str(exc))) from None
     async with client:
@@ -257,6 +295,8 @@ async def _bulk_update(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             progress=not args.no_progress,
             limits=limits,
+            priority=priority,
+            reserve=reserve,
             resume=_resume_command(args, journal, plan)
             + (
                 f"\n  (the token is not repeated: set ${TOKEN_ENV_VAR} or add --token)"
@@ -295,6 +335,10 @@ def _resume_command(args: argparse.Namespace, journal: Path | None, plan: CsvPla
     option("--concurrency", args.concurrency)
     for value in args.rate_limit or ():
         option("--rate-limit", value)
+    if args.priority != "background":
+        option("--priority", args.priority)
+    if args.reserve != DEFAULT_RESERVE:
+        option("--reserve", f"{args.reserve:g}")
     if journal is not None:
         option("--journal", journal)
     else:
@@ -312,7 +356,12 @@ def _resume_command(args: argparse.Namespace, journal: Path | None, plan: CsvPla
 
 
 def _dry_run(
-    plan: CsvPlan, checked: Scan, clear_empty: bool, limits: Sequence[tuple[int, float]]
+    plan: CsvPlan,
+    checked: Scan,
+    clear_empty: bool,
+    limits: Sequence[tuple[int, float]],
+    reserve: float,
+    priority: Priority,
 ) -> int:
     _print_rejected(checked, sys.stdout)
     delimiter = "tab" if plan.delimiter == "\t" else repr(plan.delimiter)
@@ -336,9 +385,10 @@ def _dry_run(
     print(f"columns:  {', '.join(plan.column_ids) or '(none)'}")
     print(f"empty:    {'clears the column' if clear_empty else 'leaves the column alone'}")
     shown = ", ".join(f"{n}/{s:g}s" for n, s in limits)
-    print(
-        f"estimate: {_duration(_estimate(checked.updates, limits))} at {shown} (nothing was sent)"
-    )
+    if priority == "background":
+        shown += f", {priority} with a reserve of {reserve:g}"
+    estimate = _estimate(checked.updates, limits, reserve, paced=priority == "background")
+    print(f"estimate: {_duration(estimate)} at {shown} (nothing was sent)")
     return EXIT_OK if checked.rejected == 0 else EXIT_FAILED
 
 
@@ -350,12 +400,21 @@ def _print_rejected(checked: Scan, out: TextIO, limit: int = 10) -> None:
         print(f"  ... and {checked.rejected - limit} more rows that cannot be sent", file=out)
 
 
-def _estimate(rows: int, limits: Sequence[tuple[int, float]]) -> float:
-    """Seconds to send `rows` requests under every window, starting with all of them empty."""
+def _estimate(
+    rows: int, limits: Sequence[tuple[int, float]], reserve: float = 0.0, *, paced: bool = False
+) -> float:
+    """Seconds to send `rows` requests under every window, starting with all of them empty.
+
+    Background work gets each window less its `reserve`, paced over the shortest window.
+    """
     longest = 0.0
     for count, seconds in limits:
-        if rows > count:
-            longest = max(longest, ((rows - 1) // count) * seconds)
+        usable = background_limit(count, reserve)
+        if rows > usable:
+            longest = max(longest, ((rows - 1) // usable) * seconds)
+    if paced and limits and rows > 1:
+        count, seconds = min(limits, key=lambda pair: pair[1])
+        longest = max(longest, (rows - 1) * seconds / background_limit(count, reserve))
     return longest
 
 
@@ -397,6 +456,8 @@ async def _apply(
     progress: bool,
     limits: Sequence[tuple[int, float]],
     resume: str,
+    priority: Priority = "background",
+    reserve: float = DEFAULT_RESERVE,
 ) -> tuple[int, BulkReport]:
     writer = FailureWriter(failures, plan) if failures is not None else None
     over_input = failures is not None and same_file(failures, plan.path)
@@ -416,7 +477,13 @@ async def _apply(
             "the last one wins",
             file=sys.stderr,
         )
-    display = _Progress(enabled=progress, total=checked.updates, limits=limits)
+    display = _Progress(
+        enabled=progress,
+        total=checked.updates,
+        limits=limits,
+        reserve=reserve if priority == "background" else 0.0,
+        paced=priority == "background",
+    )
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     interrupted = finished = False
@@ -436,6 +503,7 @@ async def _apply(
         concurrency=concurrency,
         on_progress=display.update,
         journal=journal,
+        priority=priority,
     )
     display.start()
     try:
@@ -527,13 +595,21 @@ class _Progress:
     """
 
     def __init__(
-        self, *, enabled: bool, total: int, limits: Sequence[tuple[int, float]] = ()
+        self,
+        *,
+        enabled: bool,
+        total: int,
+        limits: Sequence[tuple[int, float]] = (),
+        reserve: float = 0.0,
+        paced: bool = False,
     ) -> None:
         self._bar: Any = None
         self._task: Any = None
         self._enabled = enabled
         self._total = total
         self._limits = limits
+        self._reserve = reserve
+        self._paced = paced
         self._last_line = 0.0
         if enabled and sys.stderr.isatty():
             with contextlib.suppress(ImportError):
@@ -570,7 +646,7 @@ class _Progress:
     def _eta(self, remaining: int, eta: float | None) -> str:
         if eta is None:
             # No rate measured yet: what the rate limits alone will take is a lower bound.
-            floor = _estimate(max(0, remaining), self._limits)
+            floor = _estimate(max(0, remaining), self._limits, self._reserve, paced=self._paced)
             return f"eta {_duration(floor)} or more" if floor > 0 else "eta ?"
         return f"eta {_duration(eta)}"
 

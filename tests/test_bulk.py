@@ -163,8 +163,42 @@ async def test_the_eta_counts_the_hour_window(server: FakeInboxServer) -> None:
         job.cancel()
         with pytest.raises(asyncio.CancelledError):
             await job
-    assert progress.done == 20
-    assert progress.eta is not None and progress.eta >= 3600
+    # A bulk job is background work: it leaves the reserve (10% of 20) of the hour window.
+    assert progress.done == 18
+    assert progress.reserve == 0.1 and progress.waiting_background > 0
+    # 22 to go at 18 per hour for background work: two more hours.
+    assert progress.eta is not None and progress.eta >= 7200
+
+
+@pytest.mark.parametrize(
+    ("priority", "reserve", "expected"),
+    [
+        # Background work is paced at 270 a minute: 540 items take two minutes.
+        ("background", 0.1, 120.0),
+        ("background", 0.0, 108.0),  # 300 a minute without a reserve
+        ("interactive", 0.1, 60.0),  # the window alone: 300 now, 240 a minute later
+    ],
+)
+async def test_the_eta_counts_the_reserve_and_the_pacing(
+    server: FakeInboxServer, priority: str, reserve: float, expected: float
+) -> None:
+    from inbox_async.bulk import _BulkRun
+
+    async with InboxClient(
+        TOKEN, base_url=server.url, rate_limits=[(300, 60.0)], reserve=reserve
+    ) as client:
+        run = _BulkRun(
+            client.leads,
+            "abc",
+            [],
+            concurrency=1,
+            on_progress=None,
+            journal=None,
+            max_wait=1.0,
+            keep_leads=False,
+            priority=priority,  # type: ignore[arg-type]
+        )
+        assert run._eta(540, 0.0, client.rate_limit) == pytest.approx(expected)
 
 
 async def test_cancelling_stops_promptly_and_leaves_nothing_behind(
@@ -230,9 +264,13 @@ async def test_rate_limit_waits_beyond_the_cap_fail_the_item_not_the_job(
 ) -> None:
     list_id = server.create_list(columns=[COL_COMPANY])
     server.add_leads(list_id, ["1", "2", "3"])
+    # Interactive: the whole window of 2 at once (background work would be paced 30 s apart).
     async with InboxClient(TOKEN, base_url=server.url, rate_limits=[(2, 60.0)]) as client:
         report = await client.leads.bulk_update(
-            list_id, [(p, {COL_COMPANY: "r"}) for p in "123"], max_rate_limit_wait=1
+            list_id,
+            [(p, {COL_COMPANY: "r"}) for p in "123"],
+            max_rate_limit_wait=1,
+            priority="interactive",
         )
     assert report.succeeded == 2
     assert len(report.failed) == 1 and isinstance(report.failed[0].error, RateLimitError)

@@ -102,8 +102,67 @@ async def test_dry_run_checks_everything_and_sends_nothing(
     assert code == 1  # one row cannot be sent
     assert "700 updates, 1 rows that cannot be sent" in out
     assert f"{COL_COMPANY}, {COL_TITLE}" in out
-    assert "estimate: 2 min 0 s at 300/60s" in out
+    # Background work (the default) is paced at 270 a minute: 699 gaps of 60/270 s.
+    assert "estimate: 2 min 35 s at 300/60s" in out
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "estimate"),
+    [
+        (["--priority", "interactive"], "estimate: 2 min 0 s at 300/60s, 10000/3600s"),
+        (["--reserve", "0"], "estimate: 2 min 20 s at 300/60s"),
+        (["--reserve", "0.5"], "estimate: 4 min 40 s at 300/60s"),
+        (["--priority", "background", "--reserve", "0.25"], "background with a reserve of 0.25"),
+    ],
+)
+async def test_priority_and_reserve_shape_the_estimate(
+    tmp_path: Path, extra: list[str], estimate: str
+) -> None:
+    path = _write_csv(
+        tmp_path / "in.csv", ["platformId", COL_COMPANY], [[str(i), "x"] for i in range(1, 701)]
+    )
+    code, out, err = await _cli("bulk-update", str(path), "--list", "abc", "--dry-run", *extra)
+    assert code == 0, err
+    assert estimate in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--reserve", "1"], "argument --reserve: must be in [0, 1)"),
+        (["--reserve", "-0.1"], "argument --reserve: must be in [0, 1)"),
+        (["--reserve", "nan"], "argument --reserve: must be in [0, 1)"),
+        (["--reserve", "lots"], "argument --reserve: takes a fraction in [0, 1)"),
+        (["--priority", "urgent"], "argument --priority: invalid choice: 'urgent'"),
+    ],
+)
+async def test_bad_priority_or_reserve_exits_2_naming_the_option(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    code, out, err = await _cli("bulk-update", str(path), "--list", "abc", *extra)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+async def test_priority_interactive_uses_the_whole_window_unpaced(
+    tmp_path: Path, server: FakeInboxServer
+) -> None:
+    # A window of 4 a minute with a reserve of 0.5: background work would send 2 of these
+    # rows, 30 s apart, and wait a minute for the rest. Interactive sends all 4 at once.
+    ids = ["1", "2", "3", "4"]
+    list_id = server.create_list(columns=[COL_COMPANY])
+    server.add_leads(list_id, ids)
+    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    code, _, err = await _cli(
+        "bulk-update", str(path), "--list", list_id, "--no-journal", "--no-progress",
+        "--rate-limit", "4/60", "--reserve", "0.5", "--priority", "interactive",
+        base_url=server.url,
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(server.requests) == 4
 
 
 async def test_bulk_update_applies_rows_and_writes_safe_failures(

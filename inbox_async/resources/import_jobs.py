@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Final
+from typing import ClassVar, Final, TypeAlias
 
+from .._config import check_call_options
 from .._constants import MAX_IMPORT_JOBS_PAGE
+from .._response import to_raw
+from .._types import Priority
 from .._validation import check_id
 from ..models.import_jobs import ColumnMapping, ImportJob, ImportJobPage
-from ._base import Resource
+from ._base import RawView, Resource
 
-__all__ = ["ImportJobIterator", "ImportJobs"]
+__all__ = ["ImportJobIterator", "ImportJobs", "ImportJobsWithRawResponse"]
 
 IMPORT_JOB_STATUSES: Final = frozenset(
     {"queued", "starting", "running", "paused", "completed", "failed", "canceled"}
 )
 _MERGE_STRATEGIES: Final = frozenset({"overwrite"})
+# timeout, max_retries, max_rate_limit_wait, priority: what each page's request is sent with.
+_Options: TypeAlias = tuple[float | None, int | None, float | None, Priority]
 
 
 class ImportJobs(Resource):
     """List, create and cancel the import jobs of a list."""
 
     __slots__ = ()
+
+    @property
+    def with_raw_response(self) -> ImportJobsWithRawResponse:
+        """The same methods, returning a `RawResponse` (status, headers, timing) each."""
+        view = self._raw_view
+        if view is None:
+            view = self._raw_view = ImportJobsWithRawResponse(self)
+        return view  # type: ignore[no-any-return]
 
     def list(
         self,
@@ -32,8 +45,12 @@ class ImportJobs(Resource):
         limit: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> ImportJobIterator:
         """Every import job of the list, newest first, fetched a page at a time as you iterate.
+
+        The options apply to each page's request.
 
         async for job in client.import_jobs.list(list_id, status="running"):
             print(job.id, job.processed_count)
@@ -41,9 +58,10 @@ class ImportJobs(Resource):
         check_id("list_id", list_id)
         statuses = _check_statuses(status)
         _check_limit(limit)
-        return ImportJobIterator(
-            self, list_id, statuses, limit, timeout=timeout, max_retries=max_retries
-        )
+        options = (timeout, max_retries, max_rate_limit_wait, priority)
+        # Now, not at the first page: the iterator may be handed on before it is used.
+        check_call_options(*options)
+        return ImportJobIterator(self, list_id, statuses, limit, options=options)
 
     async def list_page(
         self,
@@ -54,6 +72,8 @@ class ImportJobs(Resource):
         limit: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> ImportJobPage:
         """One page of the list's import jobs; pass `next_cursor` back for the next one."""
         check_id("list_id", list_id)
@@ -61,7 +81,9 @@ class ImportJobs(Resource):
         _check_limit(limit)
         if cursor is not None and (not isinstance(cursor, str) or not cursor):
             raise TypeError("cursor must be a non-empty str or None")
-        return await self._page(list_id, statuses, cursor, limit, timeout, max_retries)
+        return await self._page(
+            list_id, statuses, cursor, limit, (timeout, max_retries, max_rate_limit_wait, priority)
+        )
 
     async def _page(
         self,
@@ -69,15 +91,15 @@ class ImportJobs(Resource):
         statuses: builtins.list[str],
         cursor: str | None,
         limit: int | None,
-        timeout: float | None,
-        max_retries: int | None,
+        options: _Options,
     ) -> ImportJobPage:
         params = [("status", status) for status in statuses]
         if cursor is not None:
             params.append(("cursor", cursor))
         if limit is not None:
             params.append(("limit", str(limit)))
-        return await self._client.request(
+        timeout, max_retries, max_rate_limit_wait, priority = options
+        return await self._request(
             "GET",
             f"/lists/{list_id}/import-jobs",
             ImportJobPage,
@@ -85,6 +107,8 @@ class ImportJobs(Resource):
             retry_safe=True,
             timeout=timeout,
             max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
 
     async def create_csv(
@@ -96,6 +120,9 @@ class ImportJobs(Resource):
         column_mapping: Mapping[str, str] | Iterable[ColumnMapping] = (),
         merge_strategy: str = "overwrite",
         timeout: float | None = None,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> ImportJob:
         """Start importing CSV text into the list; `column_mapping` maps CSV headers to columns.
 
@@ -121,13 +148,16 @@ class ImportJobs(Resource):
                 "mergeStrategy": merge_strategy,
             }
         }
-        return await self._client.request(
+        return await self._request(
             "POST",
             f"/lists/{list_id}/import-jobs",
             ImportJob,
             json=body,
             retry_safe=False,
             timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
 
     async def cancel(
@@ -137,11 +167,13 @@ class ImportJobs(Resource):
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> ImportJob:
         """Cancel a queued or running import job."""
         check_id("list_id", list_id)
         check_id("import_job_id", import_job_id)
-        return await self._client.request(
+        return await self._request(
             "POST",
             f"/lists/{list_id}/import-jobs/{import_job_id}/cancel",
             ImportJob,
@@ -149,7 +181,31 @@ class ImportJobs(Resource):
             retry_safe=True,
             timeout=timeout,
             max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
+
+
+class ImportJobsWithRawResponse(RawView):
+    """`client.import_jobs.with_raw_response`: each method returns the call's `RawResponse`.
+
+    `list` is not offered (one request per page): page with `list_page` instead.
+    """
+
+    __slots__ = ("cancel", "create_csv", "list_page")
+
+    _many_requests: ClassVar[Mapping[str, str]] = {
+        "list": "it sends one request per page; use with_raw_response.list_page()",
+    }
+
+    def __init__(self, import_jobs: ImportJobs) -> None:
+        raw = ImportJobs(import_jobs._client, raw=True)
+        self.list_page = to_raw(raw.list_page)
+        """`ImportJobs.list_page`, returning the raw response."""
+        self.create_csv = to_raw(raw.create_csv)
+        """`ImportJobs.create_csv`, returning the raw response."""
+        self.cancel = to_raw(raw.cancel)
+        """`ImportJobs.cancel`, returning the raw response."""
 
 
 class ImportJobIterator:
@@ -162,15 +218,13 @@ class ImportJobIterator:
         statuses: list[str],
         limit: int | None,
         *,
-        timeout: float | None,
-        max_retries: int | None,
+        options: _Options,
     ) -> None:
         self._resource = resource
         self._list_id = list_id
         self._statuses = statuses
         self._limit = limit
-        self._timeout = timeout
-        self._max_retries = max_retries
+        self._options = options
 
     def __aiter__(self) -> AsyncIterator[ImportJob]:
         return self._iterate()
@@ -184,8 +238,7 @@ class ImportJobIterator:
                 self._statuses,
                 cursor,
                 self._limit,
-                self._timeout,
-                self._max_retries,
+                self._options,
             )
             for job in page.data:
                 yield job

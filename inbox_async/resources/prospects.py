@@ -5,11 +5,13 @@ from __future__ import annotations
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from .._response import to_raw
+from .._types import Priority
 from .._validation import check_id, check_platform_id
 from ..models.prospects import ProspectWithContext
-from ._base import Resource
+from ._base import RawView, Resource
 
-__all__ = ["Prospects"]
+__all__ = ["Prospects", "ProspectsWithRawResponse"]
 
 
 class _ContextUpdate(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -28,16 +30,26 @@ class Prospects(Resource):
 
     __slots__ = ()
 
+    @property
+    def with_raw_response(self) -> ProspectsWithRawResponse:
+        """The same methods, returning a `RawResponse` (status, headers, timing) each."""
+        view = self._raw_view
+        if view is None:
+            view = self._raw_view = ProspectsWithRawResponse(self)
+        return view  # type: ignore[no-any-return]
+
     async def lookup(
         self,
         platform_id: str | int,
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> ProspectWithContext | None:
         """The prospect with this platform id, or None if Inbox does not know it."""
         pid = check_platform_id("platform_id", platform_id)
-        return await self._client.request(
+        return await self._request(
             "GET",
             "/prospects/lookup",
             ProspectWithContext | None,  # type: ignore[arg-type]
@@ -45,6 +57,8 @@ class Prospects(Resource):
             retry_safe=True,
             timeout=timeout,
             max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
 
     async def get(
@@ -53,16 +67,20 @@ class Prospects(Resource):
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> ProspectWithContext:
         """The prospect with this Inbox prospect id."""
         check_id("prospect_id", prospect_id)
-        return await self._client.request(
+        return await self._request(
             "GET",
             f"/prospects/{prospect_id}",
             ProspectWithContext,
             retry_safe=True,
             timeout=timeout,
             max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
 
     async def update_context(
@@ -78,6 +96,8 @@ class Prospects(Resource):
         done: bool | UnsetType = UNSET,
         timeout: float | None = None,
         max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
+        priority: Priority = "interactive",
     ) -> ProspectWithContext:
         """Change the team's context on a prospect; fields left out are left alone.
 
@@ -104,7 +124,7 @@ class Prospects(Resource):
         )
         if update == _ContextUpdate():
             raise ValueError("update_context needs at least one field to change")
-        return await self._client.request(
+        return await self._request(
             "PATCH",
             f"/prospects/{prospect_id}/context",
             ProspectWithContext,
@@ -112,7 +132,24 @@ class Prospects(Resource):
             retry_safe=True,
             timeout=timeout,
             max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
+
+
+class ProspectsWithRawResponse(RawView):
+    """`client.prospects.with_raw_response`: each method returns the call's `RawResponse`."""
+
+    __slots__ = ("get", "lookup", "update_context")
+
+    def __init__(self, prospects: Prospects) -> None:
+        raw = Prospects(prospects._client, raw=True)
+        self.lookup = to_raw(raw.lookup)
+        """`Prospects.lookup`, returning the raw response (`parse()` may give None)."""
+        self.get = to_raw(raw.get)
+        """`Prospects.get`, returning the raw response."""
+        self.update_context = to_raw(raw.update_context)
+        """`Prospects.update_context`, returning the raw response."""
 
 
 def _check_optional(name: str, value: object, types: type | tuple[type, ...]) -> None:

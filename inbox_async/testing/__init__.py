@@ -9,6 +9,10 @@ Example::
         server.add_leads(list_id, ["44196397"])
         server.add_fault(Fault.status(503), method="PATCH")
         ...  # point a client at server.url with the token "test-token"
+
+From blocking code (``SyncInboxClient``) use ``with FakeInboxServer() as server:``: the server
+then runs on a thread of its own. For pytest, ``pytest_plugins =
+["inbox_async.testing.pytest_plugin"]`` gives the fixtures ``fake_inbox`` and ``inbox_client``.
 """
 
 from ._faults import Fault

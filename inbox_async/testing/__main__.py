@@ -9,19 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import random
 import signal
-import string
 import sys
 from collections.abc import Sequence
 
 from ._faults import Fault
 from ._server import FakeInboxServer
 
-__all__ = ["main"]
+__all__ = ["DEMO_COLUMN_IDS", "DEMO_LIST_ID", "DEMO_PLATFORM_ID", "main"]
 
 # Demo leads get consecutive numeric ids from here, so callers can compute them.
 _DEMO_FIRST_ID = 100_000_000
+# The ids of the README's quickstart, so that it runs as written against a demo server.
+DEMO_LIST_ID = "l44e15irdq4db30i77cgphhx"
+DEMO_COLUMN_IDS = ("custom_q5cktl47a6pqa74eu06fz89v", "custom_h7d2kx9wq3mz5rt8bn4vp6ye")
+DEMO_PLATFORM_ID = "44196397"
 
 
 def _rate_limit(text: str) -> tuple[int, float]:
@@ -89,9 +91,28 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="create a list with N leads and two columns and print its ids",
+        help=(
+            "create the README's list (its id, two columns, lead 44196397) with N more "
+            "numbered leads, and print the ids"
+        ),
     )
     return parser
+
+
+def _seed_demo_list(server: FakeInboxServer, count: int) -> list[str]:
+    """Seed the demo list and return the ``key=value`` lines that describe it."""
+    list_id = server.create_list(DEMO_COLUMN_IDS, list_id=DEMO_LIST_ID)
+    platform_ids = [str(_DEMO_FIRST_ID + i) for i in range(count)]
+    server.add_leads(list_id, [DEMO_PLATFORM_ID, *platform_ids])
+    lines = [
+        f"list_id={list_id}",
+        f"column_ids={','.join(DEMO_COLUMN_IDS)}",
+        f"example_platform_id={DEMO_PLATFORM_ID}",
+    ]
+    if platform_ids:
+        # Last: readers wait for this line (a range, so a million leads stay one line).
+        lines.append(f"platform_ids={platform_ids[0]}..{platform_ids[-1]}")
+    return lines
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -120,16 +141,7 @@ async def _serve(args: argparse.Namespace) -> None:
     async with server:
         lines = [f"url={server.url}", f"token={args.token}"]
         if args.demo_list is not None:
-            rng = random.Random(args.seed)
-            alphabet = string.digits + string.ascii_lowercase
-            column_ids = ["custom_" + "".join(rng.choices(alphabet, k=24)) for _ in range(2)]
-            list_id = server.create_list(column_ids)
-            platform_ids = [str(_DEMO_FIRST_ID + i) for i in range(args.demo_list)]
-            server.add_leads(list_id, platform_ids)
-            lines.append(f"list_id={list_id}")
-            lines.append(f"column_ids={','.join(column_ids)}")
-            if platform_ids:
-                lines.append(f"platform_ids={platform_ids[0]}..{platform_ids[-1]}")
+            lines += _seed_demo_list(server, args.demo_list)
         print("\n".join(lines), flush=True)
         await stop.wait()
 

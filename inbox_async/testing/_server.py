@@ -17,6 +17,7 @@ from typing import Literal
 
 from aiohttp import web
 
+from .._sync import LoopThread, check_not_in_loop
 from ._api import Api, ApiError, ErrorFormat, error_body, reason
 from ._faults import Fault, FaultInjector
 from ._ratelimit import RateDecision, SlidingWindowLimiter
@@ -138,6 +139,11 @@ class FakeInboxServer:
     ``server.url``. State is seeded with ``create_list``/``add_leads``/``add_prospect``
     and inspected with ``lead_data``/``requests``; faults, rate limits and latency can
     be changed while it runs.
+
+    For blocking code (``SyncInboxClient``, plain test functions) use it as
+    ``with FakeInboxServer() as server:`` instead: it then runs on an event loop of its own
+    on a daemon thread (``start_in_thread()`` / ``close_in_thread()``), and the seeding and
+    inspecting methods can be called from the test's thread.
     """
 
     def __init__(
@@ -177,6 +183,7 @@ class FakeInboxServer:
         self.set_latency(latency)
 
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: LoopThread | None = None
         self._runner: web.ServerRunner | None = None
         self._bound_port = 0
         self._closed = False
@@ -243,6 +250,44 @@ class FakeInboxServer:
     ) -> None:
         """Close the server."""
         await self.close()
+
+    def start_in_thread(self) -> FakeInboxServer:
+        """Start listening on an event loop of its own, on a daemon thread; return the server.
+
+        For tests of blocking code. ``close_in_thread()`` (or leaving ``with``) stops it.
+        Calling it from a thread that runs an event loop raises RuntimeError: there, use
+        ``async with``.
+        """
+        if self._thread is not None:
+            return self
+        check_not_in_loop("FakeInboxServer.start_in_thread()", "Use `async with` there")
+        thread = LoopThread("inbox-async-fake-server", owner="FakeInboxServer")
+        try:
+            thread.run(self.start())
+        except BaseException:
+            thread.stop()
+            raise
+        self._thread = thread
+        return self
+
+    def close_in_thread(self) -> None:
+        """Stop a server started by ``start_in_thread()`` and its thread; safe to repeat."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop(self.close())
+
+    def __enter__(self) -> FakeInboxServer:
+        """Start the server on a thread of its own (``start_in_thread``) and return it."""
+        return self.start_in_thread()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the server and its thread."""
+        self.close_in_thread()
 
     @property
     def origin(self) -> str:
