@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING
 
 from ._client import ClientStats, InboxClient
+from ._constants import SDK_VERSION as __version__
 from ._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -42,8 +43,6 @@ from .models import (
     Thread,
     UrlEntity,
 )
-
-__version__ = "0.1.0.dev0"
 
 
 def __getattr__(name: str) -> object:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from importlib import metadata
 from typing import Final
 
+from aiohttp import __version__ as _aiohttp_version
 from multidict import istr
+
+
+def _sdk_version() -> str:
+    """The installed distribution's version: pyproject.toml is the one place it is written."""
+    try:
+        return metadata.version("inbox-async")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+        return "0+unknown"
+
 
 DEFAULT_BASE_URL: Final = "https://inboxapp.com/api/v1"
 TOKEN_ENV_VAR: Final = "INBOX_API_TOKEN"
@@ -47,7 +59,13 @@ PROBE_INTERVAL: Final = 60.0
 # app and the team's other tools keep a tenth of the quota. 0 turns the reserve off.
 DEFAULT_RESERVE: Final = 0.1
 
-USER_AGENT: Final = "inbox-async/0.1"
+SDK_VERSION: Final = _sdk_version()
+# What openai-python and stripe-python send too: the SDK, the interpreter and the HTTP library,
+# so that a server-side log tells which combination a report came from.
+USER_AGENT: Final = (
+    f"inbox-async/{SDK_VERSION} Python/{sys.version_info[0]}.{sys.version_info[1]}"
+    f" aiohttp/{_aiohttp_version}"
+)
 # Header names the SDK reads from every response, as istr: a case-insensitive lookup by istr
 # skips folding the key each time.
 REQUEST_ID_HEADER: Final = istr("X-Request-Id")

