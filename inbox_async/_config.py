@@ -159,9 +159,14 @@ def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    # An IPv4-mapped address (::ffff:127.0.0.1) counts as loopback from Python 3.13 on and not
+    # before; it is refused on every version, so a base URL means the same on all of them.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return False
+    return address.is_loopback
 
 
 def _env_proxies(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
