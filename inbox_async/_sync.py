@@ -194,7 +194,10 @@ class LoopThread:
 
         def finish(task: asyncio.Future[T]) -> None:
             if task.cancelled():
+                # cancel() alone wakes result() but not concurrent.futures.wait(), which the
+                # Ctrl-C path below waits with: the notify call tells both.
                 done.cancel()
+                done.set_running_or_notify_cancel()
             elif (exc := task.exception()) is not None:
                 done.set_exception(exc)
             else:

@@ -14,6 +14,8 @@ Environment:
   INBOX_PYTHONS="3.11"      only these versions (space or comma separated); default: the matrix
   INBOX_PYTHONS_STRICT=1    a version of the matrix that is not found fails the run (CI sets it)
   INBOX_JOBS=N              at most N pytest runs at once (default: all of them)
+  INBOX_MATRIX_FULL=1       every interpreter runs every test; by default the others than
+                            .venv's leave out the tests marked slow (unless -m is given)
 """
 
 from __future__ import annotations
@@ -148,6 +150,11 @@ def run_one(version: str, python: str | None, args: list[str], alone: bool, dist
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         return Outcome(version, 1, time.monotonic() - started, "venv failed", f"{exc}\n")
     command = [str(venv_python), "-m", "pytest", *args]
+    if not dist and not _selects_markers(args) and os.environ.get("INBOX_MATRIX_FULL") != "1":
+        # The other interpreters leave out the tests marked slow (subprocesses, fresh venvs,
+        # long real-time waits): they cost most of a run's CPU, and four full runs at once do
+        # not fit CI's two cores in time. The interpreter of .venv runs every test.
+        command += ["-m", "not slow"]
     if alone:
         # One interpreter: its output live, and --pdb or -x behave as with plain pytest.
         code = subprocess.run(command, cwd=ROOT, check=False).returncode
@@ -162,6 +169,10 @@ def run_one(version: str, python: str | None, args: list[str], alone: bool, dist
     )
     output = done.stdout.decode("utf-8", "replace")
     return Outcome(version, done.returncode, time.monotonic() - started, _summary(output), output)
+
+
+def _selects_markers(args: list[str]) -> bool:
+    return any(arg == "-m" or (arg.startswith("-m") and not arg.startswith("--")) for arg in args)
 
 
 def _wanted() -> list[str]:

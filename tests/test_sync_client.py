@@ -416,7 +416,8 @@ def test_ctrl_c_cancels_the_running_call() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("interrupted"), result.stdout
-    assert float(lines[0].split()[1]) < 30  # not after the server's 60 s
+    # Before the 5 s grace ran out: the cancelled call ended at once (not after the 60 s).
+    assert float(lines[0].split()[1]) < 5
     assert lines[1:] == ["tasks 1", "after {'custom_a': 'y'}"]
     assert result.stderr == ""
 
