@@ -50,6 +50,7 @@ def _client(server: FakeInboxServer, sleep: RecordingSleep, **options: Any) -> I
 
 
 @pytest.mark.parametrize("what", ["revoked token", "access lost", "list deleted"])
+@pytest.mark.slow
 async def test_a_job_level_error_stops_the_job_and_the_rest_is_not_attempted(
     what: str,
     server: FakeInboxServer,
@@ -186,6 +187,7 @@ async def test_a_host_that_is_gone_stops_the_job(sleep: RecordingSleep) -> None:
 # -- 2. failures cost little memory ----------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_failure_keeps_at_most_2_kb(server: FakeInboxServer, sleep: RecordingSleep) -> None:
     list_id = server.create_list(columns=[COL_COMPANY])
     # Not in the list: 404 each. 2,000 measure what 10,000 did (1,485 against 1,374 bytes each,
@@ -325,6 +327,7 @@ async def test_a_journal_made_for_another_server_is_refused(
 # -- 7. resuming a big job does not freeze the event loop ------------------------------------
 
 
+@pytest.mark.slow
 async def test_resuming_a_big_journal_never_blocks_the_loop_for_long(
     server: FakeInboxServer, sleep: RecordingSleep, tmp_path: Path
 ) -> None:

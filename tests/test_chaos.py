@@ -43,6 +43,7 @@ async def _bursts(server: FakeInboxServer) -> None:
         server.add_fault(Fault.status(429, retry_after=1), times=BURST_SIZE, method="PATCH")
 
 
+@pytest.mark.slow
 async def test_a_bulk_job_through_a_storm_of_faults_loses_nothing_and_leaks_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

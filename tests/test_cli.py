@@ -241,6 +241,7 @@ async def test_a_row_with_nothing_to_set_is_skipped_not_sent(
     assert sorted(r.path.rsplit("/", 1)[-1] for r in server.requests) == ["1", "3"]
 
 
+@pytest.mark.slow
 async def test_killed_midway_then_resumed_with_the_journal(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
@@ -270,6 +271,7 @@ async def test_killed_midway_then_resumed_with_the_journal(
     assert "skipped" in out
 
 
+@pytest.mark.slow
 async def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
@@ -298,6 +300,7 @@ def test_cell_escaping_round_trips(cell: str) -> None:
     assert unescape_cell(escaped) == cell
 
 
+@pytest.mark.slow
 async def test_the_demo_runs_and_reports_as_expected() -> None:
     code, out, err = await _cli("demo", "--no-progress")
     assert code == 0, err

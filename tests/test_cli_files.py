@@ -202,6 +202,7 @@ async def test_ctrl_c_never_leaves_a_partial_failures_file_over_the_input(
     assert "left as it was" in err.decode()
 
 
+@pytest.mark.slow
 async def test_journal_or_failures_over_the_input_is_refused(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     before = path.read_bytes()
@@ -275,6 +276,7 @@ async def test_a_broken_quote_is_a_broken_file(
     assert "line 6" in err and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 async def test_progress_has_its_total_and_an_eta_from_the_start(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
@@ -295,6 +297,7 @@ async def test_progress_has_its_total_and_an_eta_from_the_start(
     assert progress[0].strip() == "0/60 done (eta 3 s or more)", progress
 
 
+@pytest.mark.slow
 async def test_a_big_file_is_checked_in_bounded_memory(tmp_path: Path) -> None:
     rows = 300_000
     path = tmp_path / "big.csv"
@@ -440,6 +443,7 @@ async def test_an_invalid_list_is_a_usage_error(tmp_path: Path, dry_run: list[st
     assert "--list" in err
 
 
+@pytest.mark.slow
 async def test_errors_name_the_command_line_options(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     env = {k: v for k, v in os.environ.items() if k not in ("INBOX_API_TOKEN",)}
@@ -476,6 +480,7 @@ def _hint(err: str) -> str:
 
 
 @pytest.mark.parametrize("new_options", [False, True], ids=["options", "file-format-options"])
+@pytest.mark.slow
 async def test_the_resume_hint_resumes_when_run_as_printed(
     tmp_path: Path, server: FakeInboxServer, new_options: bool
 ) -> None:

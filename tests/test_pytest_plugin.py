@@ -69,6 +69,7 @@ def _pytest(python: str | Path, project: Path, *args: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_the_readme_example_passes_in_strict_mode(tmp_path: Path) -> None:
     project = _project(tmp_path)
     (project / "test_fixtures.py").write_text(_NO_REAL_BACKOFF, encoding="utf-8")
@@ -77,6 +78,7 @@ def test_the_readme_example_passes_in_strict_mode(tmp_path: Path) -> None:
     assert "3 passed" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_fixtures_work_in_auto_mode_without_a_marker(tmp_path: Path) -> None:
     project = _project(tmp_path, "asyncio_mode = auto")
     example = (project / "test_example.py").read_text(encoding="utf-8")

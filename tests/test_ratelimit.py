@@ -39,6 +39,7 @@ def _seed(server: FakeInboxServer) -> str:
     return list_id
 
 
+@pytest.mark.slow
 async def test_told_the_exact_limits_the_server_never_says_429() -> None:
     async with FakeInboxServer(token=TOKEN, rate_limits=[(20, 1.0)]) as server:
         list_id = _seed(server)
@@ -56,6 +57,7 @@ async def test_told_the_exact_limits_the_server_never_says_429() -> None:
     assert all(server.lead_data(list_id, pid) == {COL_COMPANY: pid} for pid in IDS[:100])
 
 
+@pytest.mark.slow
 async def test_two_windows_at_once_never_trip_the_server() -> None:
     limits = [(10, 0.5), (30, 3.0)]
     async with FakeInboxServer(token=TOKEN, rate_limits=limits) as server:
@@ -73,6 +75,7 @@ async def test_two_windows_at_once_never_trip_the_server() -> None:
             assert arrivals[i + count] - arrivals[i] > seconds - 0.01
 
 
+@pytest.mark.slow
 async def test_not_told_the_limits_it_learns_them_from_the_headers() -> None:
     async with FakeInboxServer(token=TOKEN, rate_limits=[(20, 1.0)]) as server:
         list_id = _seed(server)
@@ -137,6 +140,7 @@ async def test_a_spent_server_budget_is_waited_for_or_raised_without_sending() -
     assert server.status_counts[429] == 0
 
 
+@pytest.mark.slow
 async def test_one_limiter_shared_by_two_clients_shares_the_budget() -> None:
     limiter = RateLimiter([(5, 1.0)])
     async with FakeInboxServer(token=TOKEN, rate_limits=[(5, 1.0)]) as server:
@@ -237,6 +241,7 @@ def test_limiter_and_rate_limits_together_are_refused() -> None:
         )
 
 
+@pytest.mark.slow
 def test_the_windows_count_exactly_what_a_plain_model_counts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

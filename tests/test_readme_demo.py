@@ -109,6 +109,7 @@ def test_the_quickstart_runs_against_the_demo_server(demo: dict[str, str], tmp_p
     assert out.rstrip().endswith("{'custom_q5cktl47a6pqa74eu06fz89v': 'Acme Corp'}")
 
 
+@pytest.mark.slow
 def test_the_blocking_quickstart_runs_against_the_demo_server(
     demo: dict[str, str], tmp_path: Path
 ) -> None:

@@ -124,6 +124,7 @@ async def _raised(call: Coroutine[Any, Any, object]) -> tuple[BaseException, flo
 # -- a stuck Redis ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_paused_redis_fails_the_call_within_seconds_and_recovers(
     redis_proc: RedisProcess, api: tuple[FakeInboxServer, str]
 ) -> None:

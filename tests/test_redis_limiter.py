@@ -58,6 +58,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(10)
 
 
+@pytest.mark.slow
 async def test_three_processes_share_one_budget(redis_url: str, tmp_path: Path) -> None:
     ids = [str(80_000_000 + i) for i in range(120)]
     async with FakeInboxServer(token=TOKEN, rate_limits=[(30, 1.0)]) as server:

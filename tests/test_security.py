@@ -399,6 +399,7 @@ DANGEROUS = [
 ]
 
 
+@pytest.mark.slow
 async def test_every_cell_of_a_failures_file_is_inert_in_a_spreadsheet(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
@@ -451,6 +452,7 @@ CELLS = st.tuples(
 @given(values=st.lists(CELLS.filter(lambda s: s != ""), min_size=1, max_size=8))
 @example(values=["'=1+1"])
 @example(values=["''+1", "'-1"])
+@pytest.mark.slow
 def test_a_failures_file_fed_back_in_sets_exactly_the_values_that_failed(
     values: list[str],
 ) -> None:

@@ -405,6 +405,7 @@ with FakeInboxServer(latency=60) as server:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pthread_kill is POSIX")
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_running_call() -> None:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_INTERRUPT)],

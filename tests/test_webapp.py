@@ -81,6 +81,7 @@ async def busy_server() -> AsyncIterator[tuple[FakeInboxServer, str, list[str]]]
         yield server, list_id, ids
 
 
+@pytest.mark.slow
 async def test_800_concurrent_requests_all_succeed_through_one_shared_client(
     busy_server: tuple[FakeInboxServer, str, list[str]],
 ) -> None:
@@ -104,6 +105,7 @@ async def test_800_concurrent_requests_all_succeed_through_one_shared_client(
     assert server.status_counts == Counter({200: LOAD + 10})
 
 
+@pytest.mark.slow
 async def test_the_shared_client_keeps_one_pool_of_at_most_100_connections(
     busy_server: tuple[FakeInboxServer, str, list[str]],
 ) -> None:
@@ -184,6 +186,7 @@ async def test_sdk_errors_become_http_answers_the_caller_can_act_on(
         assert len(server.requests) == sent + 3 + 3 + 1  # the gate held the last one back
 
 
+@pytest.mark.slow
 async def test_the_example_runs_as_a_script_against_its_own_fake_server() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(EXAMPLE), "--port", "0", "--load", "300",
