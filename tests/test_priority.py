@@ -419,9 +419,11 @@ def test_a_bulk_job_alone_keeps_its_share_with_the_server_counting_it(
     gap = 1.0 / 18
     after_warm_up = [t for t in sends if t >= sends[0] + 2.0]
     rate = (len(after_warm_up) - 1) / (after_warm_up[-1] - after_warm_up[0])
-    assert rate >= 0.95 * 18, rate
+    assert rate >= 0.95 * 18, rate  # 18 / 1.035: rule 2 counts the 35 ms a request is out
     spacings = [b - a for a, b in itertools.pairwise(sends)]
-    assert max(spacings) <= 2 * gap, max(spacings)  # no stall: about one gap at most
+    # No stall: the longest spacing is a gap and what a slow answer adds (rule 2), not the
+    # second or more the reading's Reset took before.
+    assert max(spacings) <= 2.5 * gap, max(spacings)
     assert busiest <= 19  # the reserve is still left to interactive calls (one for skew)
 
 
