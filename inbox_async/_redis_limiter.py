@@ -20,8 +20,11 @@ names the server without its password, with nothing of redis-py's exception atta
 Priorities follow the rules of the local `RateLimiter` (see `_limiter.py`), across processes:
 callers that cannot go at once queue in Redis, interactive ones before background ones, first
 come first served within each; background callers fill at most `background_limit` slots of each
-window and keep off the server's last Remaining (shared through Redis) below its reserve, and
-their grants are paced one gap apart (the gap kept in Redis).
+window, leave the server's reserve to the team's other tools (rule 3: with a shared window of
+the server's size, the others' usage is the server's count less that window's, estimated at each
+release that carries a reading and kept in Redis with it; without one, the server's last
+Remaining is kept above the reserve), and their grants are paced one gap apart (the gap kept in
+Redis).
 
 Waiters do not poll. Every script (an ask, a release, a waiter leaving) grants free slots to the
 head of the queue and publishes each grant on its owner's wake-up channel (one subscription per
@@ -182,15 +185,39 @@ local first_head = redis.call('ZRANGE', Q, 0, 0)[1]
 -- A gate written by anything (an older version, a hand) holds no longer than the cap.
 local gate = math.min(tonumber(redis.call('GET', GATE) or '0') or 0, now + cap)
 
+local function same_size(lim)
+  -- The window of the server's size, if there is one.
+  for i = 1, n do
+    if limit[i] == lim then return i end
+  end
+  return nil
+end
+
 local function server_hold()
   -- Until when the server's Remaining keeps background work back (0: it does not).
   if reserve <= 0 then return 0 end
-  local s = redis.call('HMGET', SRV, 'budget', 'limit', 'until')
+  local s = redis.call('HMGET', SRV, 'budget', 'limit', 'until', 'others')
   local budget, lim, till = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
   if not budget or not lim or not till or till <= now then return 0 end
+  till = math.min(till, now + cap)
+  local j = same_size(lim)
+  if j then
+    -- The window counts our own usage: only the team's other tools' takes room (rule 3).
+    local others = math.min(tonumber(s[4]) or 0, lim)
+    if others <= 0 then return 0 end
+    local c = redis.call('ZCARD', KEYS[j])
+    local room = bglimit[j] - others
+    if c < room then return 0 end
+    if room > 0 then
+      -- Below `room` once the (c - room + 1)-th oldest slot frees, if it is answered.
+      local e = redis.call('ZRANGE', KEYS[j], c - room, c - room, 'WITHSCORES')
+      if e[1] and string.sub(e[1], 1, 2) == 'd:' then return math.min(till, tonumber(e[2])) end
+    end
+    return till
+  end
   local bl = math.max(1, math.floor(lim * (1 - reserve) + 1e-9))
   if budget > lim - bl then return 0 end
-  return math.min(till, now + cap)
+  return till
 end
 
 local function share(i, prio)
@@ -518,7 +545,13 @@ local remaining, server_limit = tonumber(ARGV[A + 6]), tonumber(ARGV[A + 7])
 if remaining >= 0 and server_limit > 0 then
   local holds = tonumber(ARGV[A + 8])
   local till = tostring(now + holds)
-  redis.call('HSET', SRV, 'budget', remaining, 'limit', server_limit, 'until', till)
+  -- What the server counts beyond our own window of its size (this answer in it): the team's
+  -- other tools' usage, replaced by each reading and forgotten with it.
+  local others = 0
+  local j = same_size(server_limit)
+  if j then others = math.max(0, server_limit - remaining - redis.call('ZCARD', KEYS[j])) end
+  redis.call('HSET', SRV, 'budget', remaining, 'limit', server_limit, 'until', till,
+    'others', others)
   redis.call('PEXPIRE', SRV, math.ceil(holds * 1000) + 1000)
 end
 dispatch()
