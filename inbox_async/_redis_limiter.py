@@ -33,7 +33,10 @@ the script that made it (its caller sleeps until then), so a release that runs j
 slot frees hands it out. Only the head of the queue keeps a timer, for when its slot is due;
 the script that makes a new head tells it when that is, and a release tells a head that only
 its answer could time. Every waiter asks again at least every 30 s, which keeps its queue entry
-from lapsing (a dead process's entries lapse). A waiter that gives up leaves the queue and hands
+from lapsing (a dead process's entries lapse). What is published while a process is not
+subscribed is lost: each new subscription (and reconnection) catches that process's waiters up
+in one round trip (a grant they missed is taken; the head of the queue asks again; a waiter
+behind it is told later, when it is the head). A waiter that gives up leaves the queue and hands
 back a slot granted meanwhile. `round_trips` counts the Redis calls a limiter made.
 
 The gate never lives longer than a day (or the longest window, if longer), whatever Retry-After
@@ -110,7 +113,7 @@ _HORIZON: Final = 0.1
 _MAX_NAP: Final = 30.0
 # How long a waiter naps when only an answer can tell when its slot frees: the release that
 # tells wakes it (the first such waiter in the queue, one per release); this bounds a wake-up
-# lost with a dropped connection (a new subscription wakes every waiter anyway).
+# lost with a dropped connection (a new subscription catches every waiter up anyway).
 _BLIND_NAP: Final = _MAX_NAP
 # How often the caller waiting for the next probe asks when Redis cannot say when it is due.
 _PROBE_RECHECK: Final = 1.0
@@ -373,6 +376,26 @@ local function reply(kind, value, reason, probe_in, recheck)
   return out
 end
 
+if op == 'w' then
+  -- After a (re)subscription, what each waiter of one process may have missed meanwhile.
+  -- ARGV[A+1..]: (member, hold) pairs. Per member: a grant's start (seconds from now, >= 0);
+  -- -1: queued behind the head, it will be told when it is the head; -2: it must ask again.
+  local head = redis.call('ZRANGE', Q, 0, 0)[1]
+  local out = {}
+  for k = A + 1, #ARGV - 1, 2 do
+    local m, hold = ARGV[k], tonumber(ARGV[k + 1])
+    local held = redis.call('ZSCORE', KEYS[1], 'f:' .. m)
+    local v = -2
+    if held then
+      v = math.max(0, tonumber(held) - seconds[1] - hold - now)
+    elseif m ~= head and redis.call('ZSCORE', Q, m) then
+      v = -1
+    end
+    out[#out + 1] = tostring(v)
+  end
+  return out
+end
+
 if op == 'a' then
   -- ARGV[A+1..]: hold, priority ('i'/'b'), seconds left to wait, probe interval, lapse grace,
   -- longest nap between asks, nap while only an answer can tell.
@@ -568,15 +591,17 @@ return 1
 class _Waiting:
     """A caller of this process inside `acquire`, as the wake-up listener finds it."""
 
-    __slots__ = ("future", "granted", "rearm")
+    __slots__ = ("future", "granted", "hold", "rearm")
 
-    def __init__(self) -> None:
+    def __init__(self, hold: float = 0.0) -> None:
         self.future: asyncio.Future[float | None] | None = None
         """Set while it naps: resolved with a grant's delay, or None to ask Redis again."""
         self.granted: float | None = None
         """A grant's delay that arrived while no nap was under way."""
         self.rearm: float | None = None
         """How long to nap on, as a script told it, without asking Redis first."""
+        self.hold = hold
+        """How long its slot is held before its answer (what its grant's expiry adds)."""
 
 
 class RedisRateLimiter:
@@ -758,7 +783,7 @@ class RedisRateLimiter:
         args: list[Any] = ["a", member, *self._common]
         args += [hold, "b" if priority == "background" else "i", 0.0, self._probe_interval]
         left_at = len(args) - 2
-        me = _Waiting()
+        me = _Waiting(hold)
         self._waiters[member] = me
         waited = False
         probing = False  # this caller waits for the next probe
@@ -1028,11 +1053,45 @@ class RedisRateLimiter:
         self._wake_all()
 
     def _wake_all(self) -> None:
-        """Have every waiting caller ask again: what was said while nobody listened is lost."""
-        for me in self._waiters.values():
-            me.rearm = None
-            if me.future is not None and not me.future.done():
-                me.future.set_result(None)
+        """Catch the waiting callers up on what was said while nobody listened (it is lost)."""
+        if not self._waiters:
+            return
+        task = asyncio.get_running_loop().create_task(self._catch_up())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _catch_up(self) -> None:
+        """One round trip for every waiter: take a grant it missed; the head asks again.
+
+        A waiter queued behind the head missed nothing it needs: it is told when it becomes
+        the head. Should Redis not answer, every waiter asks again on its own.
+        """
+        waiters = [(m, me) for m, me in self._waiters.items() if me.future is not None]
+        if not waiters:
+            return
+        args: list[Any] = ["w", "", *self._common]
+        for member, me in waiters:
+            args += [member, me.hold]
+        try:
+            result = await self._call(self._script, args, self._redis_timeout)
+            told = [float(v) for v in result]
+            if len(told) != len(waiters):
+                raise ValueError("reply of the wrong length")
+        except (APIConnectionError, TypeError, ValueError, UnicodeDecodeError):
+            told = [-2.0] * len(waiters)
+        for (member, me), value in zip(waiters, told, strict=True):
+            if self._waiters.get(member) is not me:
+                continue  # it went meanwhile
+            if value >= 0:
+                grant = _bounded(value, _HORIZON)
+                if me.future is not None and not me.future.done():
+                    me.future.set_result(grant)
+                else:
+                    me.granted = grant
+            elif value != -1 or value != value:
+                me.rearm = None
+                if me.future is not None and not me.future.done():
+                    me.future.set_result(None)
 
     def _woken(self, data: object) -> None:
         """A script granted a slot to a caller of this process (or moved it up): tell it."""

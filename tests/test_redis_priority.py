@@ -433,3 +433,41 @@ async def test_the_readmes_sharing_example_runs(
         finally:
             await client.aclose()
             await limiter.aclose()
+
+
+async def test_a_grant_missed_while_unsubscribed_is_caught_up_in_one_round_trip(
+    redis_url: str,  # noqa: F811
+    check: aioredis.Redis,
+) -> None:
+    # Grants published while a process's subscription was down are lost; when it subscribes
+    # again, one round trip tells its waiters what they missed, rather than one ask each.
+    key = "prio:catch-up"
+    limits = [(1, 1.0)]
+    async with (
+        RedisRateLimiter(redis_url, limits=limits, key=key, reserve=0) as bulk,
+        RedisRateLimiter(redis_url, limits=limits, key=key, reserve=0) as other,
+    ):
+        held = await other.acquire(max_wait=1, timeout=5)
+        waiters = [
+            asyncio.ensure_future(bulk.acquire(max_wait=20, timeout=5, priority="background"))
+            for _ in range(8)
+        ]
+        await eventually(lambda: bulk.snapshot().waiting_background == 8)
+        await eventually(lambda: len(bulk._chores) == 0)  # the first catch-up is done
+        trips = bulk.round_trips
+        # The subscription drops; the slot comes back unsent and goes to the head meanwhile.
+        await check.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await other.release(held, sent=False)
+        done, _ = await asyncio.wait(waiters, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        await eventually(lambda: len(bulk._chores) == 0)
+        # The catch-up (one per subscription and reconnection), a new subscription, and the new
+        # head's ask (it was told it is the head while nobody listened): the six behind it did
+        # not ask, which is what every waiter asking again would have cost.
+        assert bulk.round_trips - trips <= 4, bulk.round_trips - trips
+        assert bulk.snapshot().waiting_background == 7
+        ticket = done.pop().result()
+        await bulk.release(ticket, sent=True, status=200)
+        for task in waiters:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
