@@ -40,15 +40,27 @@ second runs for days. `RedisRateLimiter` follows the same rules across processes
    background slot is granted only while in_use < background_limit. A window of 300 with
    reserve 0.1 lets background work take 270; interactive callers still use all 300. (The
    max(1, ...) keeps a window of fewer than 1/(1 - reserve) requests usable by background work.)
-3. The server's reserve. With the server's last `X-RateLimit-Limit` L and its budget B (the last
-   `X-RateLimit-Remaining` less the requests sent since, as interactive calls count it), a
-   background slot is granted only while B > L - background_limit(L): background work never
-   takes the server's Remaining, which counts every tool of the team, below its reserve. Such a
-   reading stops holding background work back (it is stale) at its `X-RateLimit-Reset`, or,
-   without a Reset, `probe_interval` after it was read, and never sooner than 1 s after the
-   latest reading: one background request then goes, and its answer is the new reading.
-   Without an `X-RateLimit-Limit` there is no server reserve; while a local window of the
-   server's size counts at least what the server does, rule 2 already covers it.
+3. The server's reserve. The server's `X-RateLimit-Remaining` counts every tool of the team,
+   our own requests included; the reserve is there for the team's *other* tools, whose usage no
+   local window sees, and our own usage must not be counted twice. With the server's last
+   `X-RateLimit-Limit` L:
+   - When a local window has the limit L (the usual case: the default windows mirror the
+     server's), each reading estimates the others' usage:
+     others = max(0, (L - Remaining) - ours), ours being what that window counts (in flight,
+     or answered less than one window ago) as the reading is read. A background slot is then
+     granted only while ours_now + others < background_limit(L), ours_now counted by that
+     window (rule 2 with the others added). `others` is replaced by each new reading and
+     forgotten at the reading's `X-RateLimit-Reset` (or `probe_interval` after it was read,
+     without a Reset). A bulk job alone thus keeps its whole share, while another tool's
+     usage (a Remaining lower than ours explains) takes background work's room, not the
+     reserve's.
+   - When no local window has the limit L, with the server's budget B (the last Remaining less
+     the requests sent since, as interactive calls count it), a background slot is granted only
+     while B > L - background_limit(L). Such a reading stops holding background work back (it
+     is stale) at its `X-RateLimit-Reset`, or, without a Reset, `probe_interval` after it was
+     read, and never sooner than 1 s after the latest reading: one background request then
+     goes, and its answer is the new reading.
+   Without an `X-RateLimit-Limit` there is no server reserve.
 4. Pacing. Background grants are spaced by `gap = seconds / background_limit(limit)` of the
    shortest local window, with a tolerance of half a gap: a grant at time t needs t >= next,
    and sets next = max(next, t - gap / 2) + gap. A bulk job thus sends at the steady rate that
@@ -346,6 +358,8 @@ class RateLimiter:
         "_log",
         "_max_hold",
         "_on_throttle",
+        "_others",
+        "_others_until",
         "_probe_at",
         "_probe_interval",
         "_probe_out_until",
@@ -429,6 +443,10 @@ class RateLimiter:
         """When the server's Remaining was last read (or found stale, for background work)."""
         self._srv_reserved = 0
         """Of the server's Remaining, what background work leaves (0: no server reserve)."""
+        self._others = 0
+        """The team's other tools' usage in the window of the server's size (rule 3)."""
+        self._others_until = 0.0
+        """When `_others` is forgotten: the last reading's Reset."""
         self._probe_at = math.inf
         """When the next probe may go, while a long hold lasts (inf: none due)."""
         self._probe_out_until = 0.0
@@ -641,6 +659,24 @@ class RateLimiter:
                 expiry = window.log.times[window.start - window.log.offset + over] + window.seconds
                 if expiry > ready:
                     ready, reason = expiry, "window"
+        same = self._same_size_window
+        if same is not None:
+            others = self._others
+            if others:
+                if now >= self._others_until:
+                    self._others = 0
+                else:
+                    # Rule 3: the others' usage leaves background work that much less room.
+                    answered = same.answered()
+                    over = in_flight + answered + others - same.bg_limit
+                    if over >= 0:
+                        at = self._others_until  # forgotten then
+                        if over < answered:
+                            expiry = same.log.times[same.start - same.log.offset + over]
+                            at = min(at, expiry + same.seconds)
+                        if at > ready:
+                            ready, reason = at, "server"
+            return ready, reason
         budget = self._budget
         reserved = self._srv_reserved
         if reserved and budget is not None and budget <= reserved:
@@ -718,9 +754,16 @@ class RateLimiter:
                 wait = min(self._max_hold, max(0.0, self._server_reset - time.time()))
                 if now + wait > eta:
                     eta, reason = now + wait, "server"
+        same = self._same_size_window
         if background:
             reserved = self._srv_reserved
-            if holds and reserved and budget is not None and position >= budget - reserved:
+            if (
+                holds
+                and reserved
+                and same is None
+                and budget is not None
+                and position >= budget - reserved
+            ):
                 stale = self._stale_at(now)
                 if stale > eta:
                     eta, reason = stale, "server"
@@ -730,31 +773,40 @@ class RateLimiter:
                     eta, reason = paced, "window"
         if self._windows:
             self._purge(now)
-            in_flight = self._in_flight
-            times = self._log.times
-            offset = self._log.offset
+            others = self._others if background and holds and now < self._others_until else 0
             for window in self._windows:
                 limit = window.bg_limit if background else window.limit
-                seconds = window.seconds
-                answered = window.answered()
-                index = position - (limit - in_flight - answered)
-                if index < 0:
-                    continue  # a slot is free for it in this window
-                held = in_flight + answered
-                rounds = 0
-                if index >= held:
-                    rounds = (index - held) // limit + 1
-                    index -= rounds * limit
-                if index < 0:
-                    at = now
-                elif index < answered:
-                    at = times[window.start - offset + index] + seconds
-                else:
-                    at = now  # a request in flight: it may come back unsent
-                at += rounds * seconds
+                if others and window is same:
+                    # The others' usage takes room too, until it is forgotten (rule 3).
+                    at = self._others_until
+                    if limit > others:
+                        at = min(at, self._window_eta(window, now, position, limit - others))
+                    if at > eta:
+                        eta, reason = at, "server"
+                at = self._window_eta(window, now, position, limit)
                 if at > eta:
                     eta, reason = at, "window"
         return eta, reason
+
+    def _window_eta(self, window: _Window, now: float, position: int, limit: int) -> float:
+        """When `window`, filled up to `limit`, has a slot for the waiter `position` places on."""
+        in_flight = self._in_flight
+        answered = window.answered()
+        index = position - (limit - in_flight - answered)
+        if index < 0:
+            return now  # a slot is free for it in this window
+        held = in_flight + answered
+        rounds = 0
+        if index >= held:
+            rounds = (index - held) // limit + 1
+            index -= rounds * limit
+        if index < 0:
+            at = now
+        elif index < answered:
+            at = self._log.times[window.start - self._log.offset + index] + window.seconds
+        else:
+            at = now  # a request in flight: it may come back unsent
+        return at + rounds * window.seconds
 
     def _probe_eta(self, now: float) -> float | None:
         """When the next probe could go, if the hold will still be long then; None if not."""
@@ -1058,7 +1110,23 @@ class RateLimiter:
                 self._reset_text = reset_text
                 self._server_reset = self._read_reset(reset_text)
             reset = self._server_reset
-            if self._local_window_is_stricter(now, remaining):
+            window = self._same_size_window
+            others = 0
+            if window is not None:
+                window.purge(now)
+                # What the server counts beyond what our own window of its size does: the
+                # team's other tools (rule 3). Bounded: both terms are capped counts.
+                others = window.limit - remaining - self._in_flight - window.answered()
+                if others > 0 and self._reserve:
+                    self._others = others
+                    self._others_until = now + (
+                        self._probe_interval
+                        if reset is None
+                        else min(self._max_hold, max(0.0, reset - time.time()))
+                    )
+                else:
+                    self._others = 0
+            if window is not None and others <= 0:
                 # Our own window of the same size already counts at least what the server
                 # does, and frees slots to the millisecond rather than at a whole-second reset.
                 self._budget = None
@@ -1077,18 +1145,6 @@ class RateLimiter:
                 self._budget = budget
         if status == 429:
             self._observe_429(now, status, headers)
-
-    def _local_window_is_stricter(self, now: float, server_remaining: int) -> bool:
-        """Whether a local window of the server's size counts no fewer requests than it does.
-
-        When it counts fewer, something else (another process, another token of the team) is
-        spending the quota, and the server's budget has to be obeyed instead.
-        """
-        window = self._same_size_window
-        if window is None:
-            return False
-        window.purge(now)
-        return server_remaining >= window.limit - self._in_flight - window.answered()
 
     def _observe_429(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         if status == 429:

@@ -20,8 +20,11 @@ names the server without its password, with nothing of redis-py's exception atta
 Priorities follow the rules of the local `RateLimiter` (see `_limiter.py`), across processes:
 callers that cannot go at once queue in Redis, interactive ones before background ones, first
 come first served within each; background callers fill at most `background_limit` slots of each
-window and keep off the server's last Remaining (shared through Redis) below its reserve, and
-their grants are paced one gap apart (the gap kept in Redis).
+window, leave the server's reserve to the team's other tools (rule 3: with a shared window of
+the server's size, the others' usage is the server's count less that window's, estimated at each
+release that carries a reading and kept in Redis with it; without one, the server's last
+Remaining is kept above the reserve), and their grants are paced one gap apart (the gap kept in
+Redis).
 
 Waiters do not poll. Every script (an ask, a release, a waiter leaving) grants free slots to the
 head of the queue and publishes each grant on its owner's wake-up channel (one subscription per
@@ -30,7 +33,10 @@ the script that made it (its caller sleeps until then), so a release that runs j
 slot frees hands it out. Only the head of the queue keeps a timer, for when its slot is due;
 the script that makes a new head tells it when that is, and a release tells a head that only
 its answer could time. Every waiter asks again at least every 30 s, which keeps its queue entry
-from lapsing (a dead process's entries lapse). A waiter that gives up leaves the queue and hands
+from lapsing (a dead process's entries lapse). What is published while a process is not
+subscribed is lost: each new subscription (and reconnection) catches that process's waiters up
+in one round trip (a grant they missed is taken; the head of the queue asks again; a waiter
+behind it is told later, when it is the head). A waiter that gives up leaves the queue and hands
 back a slot granted meanwhile. `round_trips` counts the Redis calls a limiter made.
 
 The gate never lives longer than a day (or the longest window, if longer), whatever Retry-After
@@ -107,7 +113,7 @@ _HORIZON: Final = 0.1
 _MAX_NAP: Final = 30.0
 # How long a waiter naps when only an answer can tell when its slot frees: the release that
 # tells wakes it (the first such waiter in the queue, one per release); this bounds a wake-up
-# lost with a dropped connection (a new subscription wakes every waiter anyway).
+# lost with a dropped connection (a new subscription catches every waiter up anyway).
 _BLIND_NAP: Final = _MAX_NAP
 # How often the caller waiting for the next probe asks when Redis cannot say when it is due.
 _PROBE_RECHECK: Final = 1.0
@@ -182,15 +188,39 @@ local first_head = redis.call('ZRANGE', Q, 0, 0)[1]
 -- A gate written by anything (an older version, a hand) holds no longer than the cap.
 local gate = math.min(tonumber(redis.call('GET', GATE) or '0') or 0, now + cap)
 
+local function same_size(lim)
+  -- The window of the server's size, if there is one.
+  for i = 1, n do
+    if limit[i] == lim then return i end
+  end
+  return nil
+end
+
 local function server_hold()
   -- Until when the server's Remaining keeps background work back (0: it does not).
   if reserve <= 0 then return 0 end
-  local s = redis.call('HMGET', SRV, 'budget', 'limit', 'until')
+  local s = redis.call('HMGET', SRV, 'budget', 'limit', 'until', 'others')
   local budget, lim, till = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
   if not budget or not lim or not till or till <= now then return 0 end
+  till = math.min(till, now + cap)
+  local j = same_size(lim)
+  if j then
+    -- The window counts our own usage: only the team's other tools' takes room (rule 3).
+    local others = math.min(tonumber(s[4]) or 0, lim)
+    if others <= 0 then return 0 end
+    local c = redis.call('ZCARD', KEYS[j])
+    local room = bglimit[j] - others
+    if c < room then return 0 end
+    if room > 0 then
+      -- Below `room` once the (c - room + 1)-th oldest slot frees, if it is answered.
+      local e = redis.call('ZRANGE', KEYS[j], c - room, c - room, 'WITHSCORES')
+      if e[1] and string.sub(e[1], 1, 2) == 'd:' then return math.min(till, tonumber(e[2])) end
+    end
+    return till
+  end
   local bl = math.max(1, math.floor(lim * (1 - reserve) + 1e-9))
   if budget > lim - bl then return 0 end
-  return math.min(till, now + cap)
+  return till
 end
 
 local function share(i, prio)
@@ -343,6 +373,26 @@ end
 local function reply(kind, value, reason, probe_in, recheck)
   local out = {kind, tostring(value), reason, tostring(probe_in), tostring(recheck)}
   for _, c in ipairs(counts()) do out[#out + 1] = c end
+  return out
+end
+
+if op == 'w' then
+  -- After a (re)subscription, what each waiter of one process may have missed meanwhile.
+  -- ARGV[A+1..]: (member, hold) pairs. Per member: a grant's start (seconds from now, >= 0);
+  -- -1: queued behind the head, it will be told when it is the head; -2: it must ask again.
+  local head = redis.call('ZRANGE', Q, 0, 0)[1]
+  local out = {}
+  for k = A + 1, #ARGV - 1, 2 do
+    local m, hold = ARGV[k], tonumber(ARGV[k + 1])
+    local held = redis.call('ZSCORE', KEYS[1], 'f:' .. m)
+    local v = -2
+    if held then
+      v = math.max(0, tonumber(held) - seconds[1] - hold - now)
+    elseif m ~= head and redis.call('ZSCORE', Q, m) then
+      v = -1
+    end
+    out[#out + 1] = tostring(v)
+  end
   return out
 end
 
@@ -518,7 +568,13 @@ local remaining, server_limit = tonumber(ARGV[A + 6]), tonumber(ARGV[A + 7])
 if remaining >= 0 and server_limit > 0 then
   local holds = tonumber(ARGV[A + 8])
   local till = tostring(now + holds)
-  redis.call('HSET', SRV, 'budget', remaining, 'limit', server_limit, 'until', till)
+  -- What the server counts beyond our own window of its size (this answer in it): the team's
+  -- other tools' usage, replaced by each reading and forgotten with it.
+  local others = 0
+  local j = same_size(server_limit)
+  if j then others = math.max(0, server_limit - remaining - redis.call('ZCARD', KEYS[j])) end
+  redis.call('HSET', SRV, 'budget', remaining, 'limit', server_limit, 'until', till,
+    'others', others)
   redis.call('PEXPIRE', SRV, math.ceil(holds * 1000) + 1000)
 end
 dispatch()
@@ -535,15 +591,17 @@ return 1
 class _Waiting:
     """A caller of this process inside `acquire`, as the wake-up listener finds it."""
 
-    __slots__ = ("future", "granted", "rearm")
+    __slots__ = ("future", "granted", "hold", "rearm")
 
-    def __init__(self) -> None:
+    def __init__(self, hold: float = 0.0) -> None:
         self.future: asyncio.Future[float | None] | None = None
         """Set while it naps: resolved with a grant's delay, or None to ask Redis again."""
         self.granted: float | None = None
         """A grant's delay that arrived while no nap was under way."""
         self.rearm: float | None = None
         """How long to nap on, as a script told it, without asking Redis first."""
+        self.hold = hold
+        """How long its slot is held before its answer (what its grant's expiry adds)."""
 
 
 class RedisRateLimiter:
@@ -725,7 +783,7 @@ class RedisRateLimiter:
         args: list[Any] = ["a", member, *self._common]
         args += [hold, "b" if priority == "background" else "i", 0.0, self._probe_interval]
         left_at = len(args) - 2
-        me = _Waiting()
+        me = _Waiting(hold)
         self._waiters[member] = me
         waited = False
         probing = False  # this caller waits for the next probe
@@ -995,11 +1053,45 @@ class RedisRateLimiter:
         self._wake_all()
 
     def _wake_all(self) -> None:
-        """Have every waiting caller ask again: what was said while nobody listened is lost."""
-        for me in self._waiters.values():
-            me.rearm = None
-            if me.future is not None and not me.future.done():
-                me.future.set_result(None)
+        """Catch the waiting callers up on what was said while nobody listened (it is lost)."""
+        if not self._waiters:
+            return
+        task = asyncio.get_running_loop().create_task(self._catch_up())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _catch_up(self) -> None:
+        """One round trip for every waiter: take a grant it missed; the head asks again.
+
+        A waiter queued behind the head missed nothing it needs: it is told when it becomes
+        the head. Should Redis not answer, every waiter asks again on its own.
+        """
+        waiters = [(m, me) for m, me in self._waiters.items() if me.future is not None]
+        if not waiters:
+            return
+        args: list[Any] = ["w", "", *self._common]
+        for member, me in waiters:
+            args += [member, me.hold]
+        try:
+            result = await self._call(self._script, args, self._redis_timeout)
+            told = [float(v) for v in result]
+            if len(told) != len(waiters):
+                raise ValueError("reply of the wrong length")
+        except (APIConnectionError, TypeError, ValueError, UnicodeDecodeError):
+            told = [-2.0] * len(waiters)
+        for (member, me), value in zip(waiters, told, strict=True):
+            if self._waiters.get(member) is not me:
+                continue  # it went meanwhile
+            if value >= 0:
+                grant = _bounded(value, _HORIZON)
+                if me.future is not None and not me.future.done():
+                    me.future.set_result(grant)
+                else:
+                    me.granted = grant
+            elif value != -1 or value != value:
+                me.rearm = None
+                if me.future is not None and not me.future.done():
+                    me.future.set_result(None)
 
     def _woken(self, data: object) -> None:
         """A script granted a slot to a caller of this process (or moved it up): tell it."""

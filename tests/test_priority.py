@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import random
 import statistics
 import time
 from collections.abc import Iterator
@@ -342,6 +343,121 @@ async def test_a_background_waiter_is_woken_when_the_server_reading_ages_out() -
     await asyncio.wait_for(limiter.acquire(max_wait=5, priority="background"), 5)
     # Aged out after probe_interval, but never sooner than a second after the reading.
     assert time.monotonic() - started >= 0.9
+
+
+class _Wall:
+    """`time` for the limiter module: a wall clock that moves with the test's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._offset = time.time() - clock.now
+
+    def time(self) -> float:
+        return self._clock.now + self._offset
+
+
+@pytest.fixture
+def wall(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> _Wall:
+    from inbox_async import _limiter
+
+    fake = _Wall(clock)
+    monkeypatch.setattr(_limiter, "time", fake)
+    return fake
+
+
+def _bulk_against_server(
+    clock: Clock, wall: _Wall, seconds: float, *, others_per_second: float = 0.0
+) -> tuple[list[float], int]:
+    """A bulk job alone on a local (20, 1 s) window against a server that counts it (20/s).
+
+    Returns the background send times and the most requests the server counted in a window
+    right after a background send. Another tool of the team may send `others_per_second` too.
+    """
+    from inbox_async.testing._ratelimit import SlidingWindowLimiter
+
+    limiter = RateLimiter([(20, 1.0)], reserve=0.1)
+    server = SlidingWindowLimiter([(20, 1.0)])
+    # Latencies vary (10 to 60 ms): the server's count and the local window's then disagree
+    # by a request or two, one way or the other, at any moment.
+    latencies = random.Random(14)
+    step = 0.002
+    pending: list[tuple[float, dict[str, str]]] = []
+    sends: list[float] = []
+    busiest = 0
+    next_other = clock.now
+    end = clock.now + seconds
+    while clock.now < end:
+        if others_per_second and clock.now >= next_other:
+            assert server.acquire(clock.now).allowed
+            next_other += 1.0 / others_per_second
+        due = [p for p in pending if p[0] <= clock.now]
+        for item in due:
+            pending.remove(item)
+            limiter.release_nowait(None, sent=True, status=200, headers=item[1])
+        while limiter.try_acquire("background"):
+            decision = server.acquire(clock.now)
+            assert decision.allowed  # never a 429
+            busiest = max(busiest, decision.limit - decision.remaining)
+            headers = {
+                "X-RateLimit-Limit": str(decision.limit),
+                "X-RateLimit-Remaining": str(decision.remaining),
+                # Whole Unix seconds, as the fake server (and Inbox) send it.
+                "X-RateLimit-Reset": str(math.ceil(wall.time() + decision.reset_after)),
+            }
+            pending.append((clock.now + latencies.uniform(0.01, 0.06), headers))
+            sends.append(clock.now)
+        clock.advance(step)
+    return sends, busiest
+
+
+def test_a_bulk_job_alone_keeps_its_share_with_the_server_counting_it(
+    clock: Clock, wall: _Wall
+) -> None:
+    # The server's Remaining counts our own bulk job: that is not the team's other tools
+    # eating into the reserve, and must not hold background work back (no double counting).
+    sends, busiest = _bulk_against_server(clock, wall, 10.0)
+    gap = 1.0 / 18
+    after_warm_up = [t for t in sends if t >= sends[0] + 2.0]
+    rate = (len(after_warm_up) - 1) / (after_warm_up[-1] - after_warm_up[0])
+    assert rate >= 0.95 * 18, rate  # 18 / 1.035: rule 2 counts the 35 ms a request is out
+    spacings = [b - a for a, b in itertools.pairwise(sends)]
+    # No stall: the longest spacing is a gap and what a slow answer adds (rule 2), not the
+    # second or more the reading's Reset took before.
+    assert max(spacings) <= 2.5 * gap, max(spacings)
+    assert busiest <= 19  # the reserve is still left to interactive calls (one for skew)
+
+
+def test_background_leaves_the_reserve_when_another_tool_eats_into_it(
+    clock: Clock, wall: _Wall
+) -> None:
+    # Another tool of the team sends 5/s, which the local window cannot see: the server's
+    # Remaining is lower than our own usage explains, and background work gives way.
+    sends, busiest = _bulk_against_server(clock, wall, 10.0, others_per_second=5.0)
+    after_warm_up = [t for t in sends if t >= sends[0] + 2.0]
+    rate = (len(after_warm_up) - 1) / (after_warm_up[-1] - after_warm_up[0])
+    assert 11.0 <= rate <= 13.5, rate  # 18 less the other tool's 5, less the timing's skew
+    assert busiest <= 19
+
+
+def test_the_others_estimate_is_forgotten_at_the_readings_reset(clock: Clock) -> None:
+    limiter = RateLimiter([(20, 1.0)], reserve=0.1)
+    # One request of ours, and the server counts 19: 18 are some other tool's.
+    _read(limiter, 20, 1, time.time() + 0.5)
+    assert not limiter.try_acquire("background")
+    clock.advance(0.4)
+    assert not limiter.try_acquire("background")
+    # Past the Reset (whole seconds of the wall clock, at most 1 s away): forgotten.
+    clock.advance(1.2)
+    assert limiter.try_acquire("background")
+
+
+def test_the_others_estimate_is_replaced_by_each_reading(clock: Clock) -> None:
+    limiter = RateLimiter([(20, 1.0)], reserve=0.1)
+    _read(limiter, 20, 1, time.time() + 30)
+    assert not limiter.try_acquire("background")
+    # The next answer says the other tool stopped (ours are 2 of the 2 counted).
+    _read(limiter, 20, 18, time.time() + 30)
+    assert limiter.try_acquire("background")
 
 
 # -- pacing --------------------------------------------------------------------------------------

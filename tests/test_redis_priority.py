@@ -182,6 +182,59 @@ async def test_background_keeps_off_the_servers_reserve_shared_through_redis(
         await bulk.release(ticket, sent=True, status=200)
 
 
+async def _bulk_with_readings(limiter: RedisRateLimiter, count: int, others: int) -> list[float]:
+    """`count` background grants, each answered with the Remaining of a server that counts them
+    (and `others` requests of another tool of the team); returns when each was granted."""
+    granted: list[float] = []
+    for n in range(1, count + 1):
+        ticket = await limiter.acquire(max_wait=3, timeout=5, priority="background")
+        granted.append(time.monotonic())
+        headers = {
+            "X-RateLimit-Limit": "20",
+            "X-RateLimit-Remaining": str(max(0, 20 - n - others)),
+            # A long Reset: a reading that held background work back would hold it for 30 s.
+            "X-RateLimit-Reset": str(int(time.time()) + 30),
+        }
+        await limiter.release(ticket, sent=True, status=200, headers=headers)
+    return granted
+
+
+async def test_a_bulk_job_alone_is_not_held_back_by_its_own_usage_on_the_server(
+    redis_url: str,  # noqa: F811
+) -> None:
+    # The server's Remaining counts our own bulk job: at its 18 of 20 the server says 2 remain,
+    # which is the reserve, but nobody else uses it. Once the window frees, background work
+    # goes on at once rather than at the reading's Reset.
+    key = "prio:server-reserve-ours"
+    async with RedisRateLimiter(redis_url, limits=[(20, 1.0)], key=key, reserve=0.1) as bulk:
+        granted = await _bulk_with_readings(bulk, 18, 0)
+        ticket = await bulk.acquire(max_wait=3, timeout=5, priority="background")
+        await bulk.release(ticket, sent=True, status=200)
+        took = time.monotonic() - granted[0]
+    assert 0.9 <= took < 2.5  # the first slot's expiry, not the 30 s Reset
+
+
+async def test_another_tools_usage_on_the_server_takes_background_works_room(
+    redis_url: str,  # noqa: F811
+) -> None:
+    # The server counts 4 requests more than ours: another tool of the team. Background work
+    # leaves the reserve to the web app: 14 go, the 15th waits for a slot of ours to free.
+    key = "prio:server-reserve-others"
+    async with (
+        RedisRateLimiter(redis_url, limits=[(20, 1.0)], key=key, reserve=0.1) as bulk,
+        RedisRateLimiter(redis_url, limits=[(20, 1.0)], key=key, reserve=0.1) as web,
+    ):
+        granted = await _bulk_with_readings(bulk, 14, 4)
+        ticket = await bulk.acquire(max_wait=3, timeout=5, priority="background")
+        took = time.monotonic() - granted[0]
+        await bulk.release(ticket, sent=True, status=200)
+        assert 0.9 <= took < 2.5
+        assert granted[-1] - granted[0] < 0.9  # the first 14 were not held back
+        # Interactive calls are not held back by it.
+        ticket = await web.acquire(max_wait=0.5, timeout=5)
+        await web.release(ticket, sent=True, status=200)
+
+
 @pytest.mark.parametrize("priority", ["interactive", "background"])
 async def test_a_cancelled_waiter_gives_its_place_back(
     redis_url: str,  # noqa: F811
@@ -380,3 +433,41 @@ async def test_the_readmes_sharing_example_runs(
         finally:
             await client.aclose()
             await limiter.aclose()
+
+
+async def test_a_grant_missed_while_unsubscribed_is_caught_up_in_one_round_trip(
+    redis_url: str,  # noqa: F811
+    check: aioredis.Redis,
+) -> None:
+    # Grants published while a process's subscription was down are lost; when it subscribes
+    # again, one round trip tells its waiters what they missed, rather than one ask each.
+    key = "prio:catch-up"
+    limits = [(1, 1.0)]
+    async with (
+        RedisRateLimiter(redis_url, limits=limits, key=key, reserve=0) as bulk,
+        RedisRateLimiter(redis_url, limits=limits, key=key, reserve=0) as other,
+    ):
+        held = await other.acquire(max_wait=1, timeout=5)
+        waiters = [
+            asyncio.ensure_future(bulk.acquire(max_wait=20, timeout=5, priority="background"))
+            for _ in range(8)
+        ]
+        await eventually(lambda: bulk.snapshot().waiting_background == 8)
+        await eventually(lambda: len(bulk._chores) == 0)  # the first catch-up is done
+        trips = bulk.round_trips
+        # The subscription drops; the slot comes back unsent and goes to the head meanwhile.
+        await check.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await other.release(held, sent=False)
+        done, _ = await asyncio.wait(waiters, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1
+        await eventually(lambda: len(bulk._chores) == 0)
+        # The catch-up (one per subscription and reconnection), a new subscription, and the new
+        # head's ask (it was told it is the head while nobody listened): the six behind it did
+        # not ask, which is what every waiter asking again would have cost.
+        assert bulk.round_trips - trips <= 4, bulk.round_trips - trips
+        assert bulk.snapshot().waiting_background == 7
+        ticket = done.pop().result()
+        await bulk.release(ticket, sent=True, status=200)
+        for task in waiters:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
