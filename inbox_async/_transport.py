@@ -416,7 +416,9 @@ class Transport:
     def __del__(self, _warn: object = warnings.warn) -> None:
         # Only warns: scheduling the close from here would run on whatever loop is current.
         session = getattr(self, "_session", None)
-        if session is not None and self._owns_session and not session.closed:
+        # Our own flag, not only session.closed: collected in one cycle, aiohttp's connector may
+        # be finalized first (it is on Python 3.10), which marks the session closed.
+        if session is not None and self._owns_session and not getattr(self, "_closed", True):
             _warn(  # type: ignore[operator]
                 f"InboxClient created at {self._created_at} was never closed; use "
                 "'async with InboxClient(...)' or 'await client.aclose()'",
