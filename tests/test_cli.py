@@ -16,6 +16,10 @@ from inbox_async.testing import FakeInboxServer
 
 from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually
 
+# Each test runs the command in a subprocess (aiohttp's import alone is 0.35 s of CPU): the
+# interpreters of the matrix other than .venv's leave them out (scripts/_matrix.py).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -19,6 +19,10 @@ from inbox_async.testing import FakeInboxServer
 
 from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually
 
+# Each test runs the command in a subprocess (aiohttp's import alone is 0.35 s of CPU): the
+# interpreters of the matrix other than .venv's leave them out (scripts/_matrix.py).
+pytestmark = pytest.mark.slow
+
 # The console script that `pip install` put beside this interpreter: what a user runs.
 SCRIPT = Path(sys.executable).with_name("inbox-async")
 FAST = ("--rate-limit", "100000/1", "--no-progress")

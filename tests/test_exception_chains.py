@@ -338,12 +338,19 @@ async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
 async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_time(
     sleep: RecordingSleep,
 ) -> None:
+    arrived = asyncio.Event()
+
+    async def slow_lead(request: web.Request) -> web.StreamResponse:
+        if "slow" in request.path:
+            arrived.set()  # the one connection is now busy for a second
+        return await _slow_lead(request)
+
     async with (
-        tiny_server(_slow_lead) as base_url,
+        tiny_server(slow_lead) as base_url,
         InboxClient("t", base_url=base_url, max_connections=1, sleep=sleep) as c,
     ):
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(arrived.wait(), 5)
         patient = asyncio.ensure_future(c.leads.update("abc", "1", UPDATE, timeout=5))
         await asyncio.sleep(0.05)
         started = time.monotonic()

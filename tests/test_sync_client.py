@@ -379,7 +379,7 @@ import asyncio, signal, threading, time
 from inbox_async import SyncInboxClient
 from inbox_async.testing import FakeInboxServer
 
-with FakeInboxServer(latency=60) as server:
+with FakeInboxServer(latency=20) as server:
     list_id = server.create_list(["custom_a"])
     server.add_leads(list_id, ["1"])
     client = SyncInboxClient("test-token", base_url=server.url)
@@ -417,7 +417,7 @@ def test_ctrl_c_cancels_the_running_call() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("interrupted"), result.stdout
-    # Before the 5 s grace ran out: the cancelled call ended at once (not after the 60 s).
+    # Before the 5 s grace ran out: the cancelled call ended at once (not after the 20 s).
     assert float(lines[0].split()[1]) < 5
     assert lines[1:] == ["tasks 1", "after {'custom_a': 'y'}"]
     assert result.stderr == ""
