@@ -452,22 +452,27 @@ async def test_a_grant_missed_while_unsubscribed_is_caught_up_in_one_round_trip(
             asyncio.ensure_future(bulk.acquire(max_wait=20, timeout=5, priority="background"))
             for _ in range(8)
         ]
-        await eventually(lambda: bulk.snapshot().waiting_background == 8)
-        await eventually(lambda: len(bulk._chores) == 0)  # the first catch-up is done
-        trips = bulk.round_trips
-        # The subscription drops; the slot comes back unsent and goes to the head meanwhile.
-        await check.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        await other.release(held, sent=False)
-        done, _ = await asyncio.wait(waiters, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        assert len(done) == 1
-        await eventually(lambda: len(bulk._chores) == 0)
-        # The catch-up (one per subscription and reconnection), a new subscription, and the new
-        # head's ask (it was told it is the head while nobody listened): the six behind it did
-        # not ask, which is what every waiter asking again would have cost.
-        assert bulk.round_trips - trips <= 4, bulk.round_trips - trips
-        assert bulk.snapshot().waiting_background == 7
-        ticket = done.pop().result()
-        await bulk.release(ticket, sent=True, status=200)
-        for task in waiters:
-            task.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+        try:
+            await eventually(lambda: bulk.snapshot().waiting_background == 8)
+            await eventually(lambda: len(bulk._chores) == 0)  # the first catch-up is done
+            trips = bulk.round_trips
+            # The subscription drops; the slot comes back unsent and goes to the head meanwhile.
+            await check.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            await other.release(held, sent=False)
+            done, _ = await asyncio.wait(waiters, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            assert len(done) == 1
+            await eventually(lambda: len(bulk._chores) == 0)
+            # The catch-up (one per subscription and reconnection), a new subscription, and the new
+            # head's ask (it was told it is the head while nobody listened): the six behind it did
+            # not ask, which is what every waiter asking again would have cost.
+            # 4 when idle, 5 seen under load; every waiter asking again made it 8 and more.
+            assert bulk.round_trips - trips <= 6, bulk.round_trips - trips
+            assert bulk.snapshot().waiting_background == 7
+            ticket = done.pop().result()
+            await bulk.release(ticket, sent=True, status=200)
+        finally:
+            # Even when an assertion fails: a waiter left running leaks its Redis connection
+            # into the next test's garbage collection.
+            for task in waiters:
+                task.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
