@@ -356,7 +356,8 @@ async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_
         started = time.monotonic()
         exc = await _raised(lambda: c.leads.update("abc", "2", UPDATE, timeout=0.3, max_retries=0))
         assert isinstance(exc, APITimeoutError) and exc.request_sent is False
-        assert 0.29 <= time.monotonic() - started < 0.8  # its own deadline, not the queue's
+        # Its own deadline, not the queue's (the connect part ends a tenth sooner: 0.27 s).
+        assert 0.26 <= time.monotonic() - started < 0.8
         await busy
         assert (await patient).data == {}
         assert c.stats.attempts == 2
