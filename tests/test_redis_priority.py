@@ -24,6 +24,10 @@ from inbox_async._types import Priority
 from .conftest import eventually
 from .test_redis_limiter import redis_url  # noqa: F401 - the module's redis-server fixture
 
+# Real Redis and real seconds: the matrix runs them on .venv's interpreter only, where their
+# timing is not shared with three other runs (scripts/_matrix.py).
+pytestmark = pytest.mark.slow
+
 HOUR = 3600.0
 DAY = 86_400.0
 
@@ -70,8 +74,9 @@ async def test_an_interactive_caller_overtakes_background_waiters_of_another_pro
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-    # The slot that freed a second after the fill went to the interactive caller, queued last.
-    assert order == ["i"]
+    # The slot that freed a second after the fill went to the interactive caller, queued last
+    # (a background one may follow a second later on a loaded machine, before its cancel).
+    assert order[:1] == ["i"]
     assert took < 1.5
 
 
