@@ -21,14 +21,14 @@ from ._exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
+from ._ratelimit._local import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
 from ._response import RawResponse
 from ._sync import SyncInboxClient
 from ._transport import ApiDeprecationWarning
 from .bulk import BulkFailure, BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, LeadUpdate
 
 if TYPE_CHECKING:
-    from ._redis_limiter import RedisRateLimiter
+    from ._ratelimit._redis import RedisRateLimiter
 from .models import (
     AddLeadsResult,
     ColumnMapping,
@@ -48,7 +48,7 @@ from .models import (
 def __getattr__(name: str) -> object:
     # RedisRateLimiter needs the optional redis extra: import it only when asked for.
     if name == "RedisRateLimiter":
-        from ._redis_limiter import RedisRateLimiter
+        from ._ratelimit._redis import RedisRateLimiter
 
         return RedisRateLimiter
     raise AttributeError(f"module 'inbox_async' has no attribute {name!r}")

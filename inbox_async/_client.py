@@ -11,6 +11,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from ._auth import BearerAuth
 from ._config import ClientConfig, check_max_retries, check_timeout
 from ._constants import (
     DEFAULT_MAX_CONNECTIONS,
@@ -21,11 +22,10 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._decode import decode
-from ._limiter import RateLimiter, RateLimitSnapshot, ThrottleEvent
 from ._pipeline import compose
-from ._pipeline.auth import BearerAuth
-from ._pipeline.ratelimit import Limiter
-from ._pipeline.retry import RetryPolicy
+from ._ratelimit._base import Limiter
+from ._ratelimit._local import RateLimiter, RateLimitSnapshot, ThrottleEvent
+from ._retry import RetryPolicy
 from ._transport import Transport, attempt_timeout
 from ._types import JSON_CONTENT_TYPE, Params, Priority, Request
 from ._validation import check_priority

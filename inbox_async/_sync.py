@@ -41,8 +41,8 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._exceptions import ClientClosedError
-from ._limiter import RateLimitSnapshot, ThrottleEvent
-from ._pipeline.ratelimit import Limiter
+from ._ratelimit._base import Limiter
+from ._ratelimit._local import RateLimitSnapshot, ThrottleEvent
 from .bulk import BulkOutcome, BulkReport, BulkUpdateStream
 from .resources._base import RawView
 from .resources.import_jobs import ImportJobs, ImportJobsWithRawResponse

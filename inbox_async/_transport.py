@@ -39,7 +39,7 @@ from ._exceptions import (
     InboxError,
 )
 from ._log import logger
-from ._pipeline.ratelimit import Limiter, nowait_limiter
+from ._ratelimit._base import Limiter, nowait_limiter
 from ._types import Request, Response
 
 __all__ = [

@@ -40,8 +40,8 @@ from ._exceptions import (
     JournalMismatchError,
     PermissionDeniedError,
 )
-from ._limiter import RateLimitSnapshot, WindowState, background_limit
 from ._log import logger
+from ._ratelimit._local import RateLimitSnapshot, WindowState, background_limit
 from ._types import Priority
 from ._validation import check_id, check_platform_id, check_priority
 from .models.leads import Lead

@@ -9,7 +9,7 @@ import asyncio
 import sys
 
 from inbox_async import InboxClient, InboxError
-from inbox_async._redis_limiter import RedisRateLimiter
+from inbox_async._ratelimit._redis import RedisRateLimiter
 
 COLUMN = "custom_q5cktl47a6pqa74eu06fz89v"
 

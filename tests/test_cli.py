@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from inbox_async._csv import escape_cell, unescape_cell
+from inbox_async.cli._csv import escape_cell, unescape_cell
 from inbox_async.testing import FakeInboxServer
 
 from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually

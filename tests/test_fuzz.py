@@ -348,7 +348,7 @@ async def test_an_infinite_rate_limit_header_is_ignored(
 async def test_an_infinite_rate_limit_header_is_ignored_by_the_redis_limiter_too(
     fuzz: FuzzServer, redis_url: str, header: str
 ) -> None:
-    from inbox_async._redis_limiter import RedisRateLimiter
+    from inbox_async._ratelimit._redis import RedisRateLimiter
 
     headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "299", header: "inf"}
     fuzz.reply = Reply(200, SEED_BYTES, headers)

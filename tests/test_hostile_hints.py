@@ -46,7 +46,7 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    from inbox_async import _limiter
+    from inbox_async._ratelimit import _local as _limiter
 
     fake = Clock()
     monkeypatch.setattr(_limiter, "_now", fake)
@@ -116,7 +116,7 @@ def test_counts_are_bounded(text: str, expected: int | None) -> None:
 
 def test_the_retry_stage_hint_is_capped() -> None:
     from inbox_async import APIStatusError
-    from inbox_async._pipeline.retry import server_wait_hint
+    from inbox_async._retry import server_wait_hint
 
     exc = APIStatusError("busy", status_code=503, headers={"Retry-After": "1e12"})
     assert server_wait_hint(exc) == DAY

@@ -1,6 +1,7 @@
 """Priorities and the reserve: interactive callers first, background work paced within its share.
 
-The rules are in `inbox_async/_limiter.py`'s docstring; these tests drive the local limiter on a
+The rules are in `inbox_async/_ratelimit/_local.py`'s docstring; these tests drive the local
+limiter on a
 clock they move (`_limiter._now`), and one end-to-end test runs a bulk job beside interactive
 calls through the fake server with a rate limit of its own.
 """
@@ -19,7 +20,7 @@ import pytest
 
 from inbox_async import InboxClient, RateLimiter, RateLimitError
 from inbox_async._constants import DEFAULT_RESERVE
-from inbox_async._limiter import background_limit
+from inbox_async._ratelimit._local import background_limit
 from inbox_async.testing import FakeInboxServer
 
 from .conftest import COL_COMPANY, TOKEN, eventually
@@ -40,7 +41,7 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    from inbox_async import _limiter
+    from inbox_async._ratelimit import _local as _limiter
 
     fake = Clock()
     monkeypatch.setattr(_limiter, "_now", fake)
@@ -360,7 +361,7 @@ class _Wall:
 
 @pytest.fixture
 def wall(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> _Wall:
-    from inbox_async import _limiter
+    from inbox_async._ratelimit import _local as _limiter
 
     fake = _Wall(clock)
     monkeypatch.setattr(_limiter, "time", fake)

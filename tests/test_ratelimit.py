@@ -250,7 +250,7 @@ def test_the_windows_count_exactly_what_a_plain_model_counts(
     # against the definition, on a clock the test moves, over enough requests to trim often.
     import random
 
-    from inbox_async import _limiter
+    from inbox_async._ratelimit import _local as _limiter
 
     clock = [1000.0]
     monkeypatch.setattr(_limiter, "_now", lambda: clock[0])

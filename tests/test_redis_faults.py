@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import BusyLoadingError, ResponseError
 
 from inbox_async import APIConnectionError, InboxClient
-from inbox_async._redis_limiter import RedisRateLimiter
+from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async.testing import FakeInboxServer, Fault
 
 from .conftest import COL_COMPANY, TOKEN, assert_no_secret, eventually

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from inbox_async import APIConnectionError, InboxClient, RateLimitError
-from inbox_async._redis_limiter import RedisRateLimiter
+from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async.testing import FakeInboxServer, Fault
 
 from .conftest import COL_COMPANY, TOKEN

@@ -17,8 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from inbox_async import RateLimitError
-from inbox_async._limiter import background_limit
-from inbox_async._redis_limiter import RedisRateLimiter
+from inbox_async._ratelimit._local import background_limit
+from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async._types import Priority
 
 from .conftest import eventually

@@ -52,8 +52,8 @@ from inbox_async import (
     RateLimiter,
     RateLimitError,
 )
-from inbox_async._csv import FailureWriter, iter_rows, read_plan
 from inbox_async.bulk import LeadUpdate
+from inbox_async.cli._csv import FailureWriter, iter_rows, read_plan
 from inbox_async.testing import FakeInboxServer, Fault
 
 from .conftest import COL_COMPANY, COL_TITLE, LEADS, TOKEN, RecordingSleep

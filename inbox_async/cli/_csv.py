@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
-from .bulk import LeadUpdate
+from ..bulk import LeadUpdate
 
 __all__ = [
     "CsvError",

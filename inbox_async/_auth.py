@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._types import Request
+from ._types import Request
 
 __all__ = ["BearerAuth"]
 

@@ -20,17 +20,17 @@ from typing import Final
 import tenacity
 from tenacity.wait import wait_base
 
-from .._constants import RETRY_JITTER, RETRY_MAX_DELAY
-from .._exceptions import (
+from ._constants import RETRY_JITTER, RETRY_MAX_DELAY
+from ._exceptions import (
     CLIENT_RATE_LIMITED,
     APIConnectionError,
     APIStatusError,
     InboxError,
     RateLimitError,
 )
-from .._headers import gate_jitter, parse_retry_after
-from .._log import logger
-from .._types import Handler, Request, Response
+from ._headers import gate_jitter, parse_retry_after
+from ._log import logger
+from ._types import Handler, Request, Response
 
 __all__ = ["RetryPolicy", "is_retryable", "server_wait_hint"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, cast
 
-from .._limiter import RateLimitSnapshot
 from .._types import Priority
+from ._local import RateLimitSnapshot
 
 __all__ = ["Limiter", "nowait_limiter"]
 

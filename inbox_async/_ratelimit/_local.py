@@ -92,7 +92,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._constants import (
+from .._constants import (
     DEFAULT_RATE_LIMITS,
     DEFAULT_RESERVE,
     DEFAULT_TIMEOUT,
@@ -101,8 +101,8 @@ from ._constants import (
     RATE_REMAINING_HEADER,
     RATE_RESET_HEADER,
 )
-from ._exceptions import CLIENT_RATE_LIMITED, RateLimitError
-from ._headers import (
+from .._exceptions import CLIENT_RATE_LIMITED, RateLimitError
+from .._headers import (
     MAX_COUNT,
     ResetReader,
     gate_jitter,
@@ -110,8 +110,8 @@ from ._headers import (
     parse_count,
     parse_retry_after,
 )
-from ._log import logger
-from ._types import Priority
+from .._log import logger
+from .._types import Priority
 
 __all__ = [
     "RateLimitSnapshot",

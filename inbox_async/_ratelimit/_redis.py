@@ -17,7 +17,7 @@ is shorter), also on a borrowed client whose socket timeouts are its owner's: a 
 a caller seconds, not a hang. Redis failures are raised as `APIConnectionError` whose message
 names the server without its password, with nothing of redis-py's exception attached.
 
-Priorities follow the rules of the local `RateLimiter` (see `_limiter.py`), across processes:
+Priorities follow the rules of the local `RateLimiter` (see `_local.py`), across processes:
 callers that cannot go at once queue in Redis, interactive ones before background ones, first
 come first served within each; background callers fill at most `background_limit` slots of each
 window, leave the server's reserve to the team's other tools (rule 3: with a shared window of
@@ -59,15 +59,15 @@ from itertools import count
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ._config import check_timeout
-from ._constants import (
+from .._config import check_timeout
+from .._constants import (
     DEFAULT_RATE_LIMITS,
     DEFAULT_REDIS_TIMEOUT,
     DEFAULT_RESERVE,
     PROBE_INTERVAL,
 )
-from ._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
-from ._headers import (
+from .._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
+from .._headers import (
     MAX_COUNT,
     ResetReader,
     gate_jitter,
@@ -75,7 +75,9 @@ from ._headers import (
     parse_count,
     parse_retry_after,
 )
-from ._limiter import (
+from .._log import logger
+from .._types import Priority
+from ._local import (
     RateLimitSnapshot,
     ThrottleEvent,
     ThrottleReason,
@@ -85,8 +87,6 @@ from ._limiter import (
     check_probe_interval,
     check_reserve,
 )
-from ._log import logger
-from ._types import Priority
 
 try:
     import redis.asyncio as aioredis

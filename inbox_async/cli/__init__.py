@@ -19,8 +19,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
-from ._constants import BASE_URL_ENV_VAR, DEFAULT_RATE_LIMITS, DEFAULT_RESERVE, TOKEN_ENV_VAR
+from .. import __version__
+from .._constants import BASE_URL_ENV_VAR, DEFAULT_RATE_LIMITS, DEFAULT_RESERVE, TOKEN_ENV_VAR
+from .._exceptions import JournalMismatchError
+from .._ratelimit._local import background_limit, check_limits, check_reserve
+from .._types import Priority
+from .._validation import PRIORITIES, check_id
+from ..bulk import BulkProgress, BulkReport, LeadUpdate
 from ._csv import (
     CsvError,
     CsvPlan,
@@ -34,11 +39,6 @@ from ._csv import (
     same_file,
     scan,
 )
-from ._exceptions import JournalMismatchError
-from ._limiter import background_limit, check_limits, check_reserve
-from ._types import Priority
-from ._validation import PRIORITIES, check_id
-from .bulk import BulkProgress, BulkReport, LeadUpdate
 
 __all__ = ["main"]
 
@@ -245,7 +245,7 @@ def _check_list_id(list_id: str) -> str:
 
 
 async def _bulk_update(args: argparse.Namespace) -> int:
-    from ._client import InboxClient
+    from .._client import InboxClient
 
     _check_list_id(args.list_id)
     if args.concurrency < 1:
@@ -685,8 +685,8 @@ _DEMO_COLUMNS = {
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from ._client import InboxClient
-    from .testing import FakeInboxServer, Fault
+    from .._client import InboxClient
+    from ..testing import FakeInboxServer, Fault
 
     logging.basicConfig(level=logging.WARNING, format="  %(message)s")
     sample = resources.files("inbox_async") / "_data" / "sample_leads.csv"

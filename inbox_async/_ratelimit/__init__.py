@@ -1,0 +1,1 @@
+"""Rate limiting: the `Limiter` protocol, the local `RateLimiter`, the shared `RedisRateLimiter`."""
