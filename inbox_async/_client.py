@@ -206,6 +206,11 @@ class InboxClient:
         return self._config.base_url
 
     @property
+    def max_connections(self) -> int | None:
+        """The size of the client's own connection pool; None when it borrows a session."""
+        return self._config.max_connections if self._transport.owns_session else None
+
+    @property
     def stats(self) -> ClientStats:
         """Counters since the client was made: calls, and HTTP attempts including retries."""
         return ClientStats(calls=self._calls, attempts=self._transport.attempts)

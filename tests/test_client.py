@@ -171,3 +171,16 @@ async def test_lone_surrogates_are_refused_naming_the_parameter(client: InboxCli
         await client.leads.update("abc", "\ud800", UPDATE)
     with pytest.raises(ValueError, match="data"):
         await client.leads.update("abc", "1", {COL_COMPANY: "bad \udfff"})
+
+
+async def test_max_connections_is_the_own_pool_size_and_none_for_a_borrowed_session() -> None:
+    own = InboxClient(
+        TOKEN, base_url="http://127.0.0.1:9", allow_insecure_http=True, max_connections=7
+    )
+    async with aiohttp.ClientSession() as session:
+        borrowed = InboxClient(
+            TOKEN, base_url="http://127.0.0.1:9", allow_insecure_http=True, session=session
+        )
+        assert (own.max_connections, borrowed.max_connections) == (7, None)
+        await borrowed.aclose()
+    await own.aclose()
