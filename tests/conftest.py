@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import importlib.util
 import io
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -25,6 +30,45 @@ TOKEN = "test-token"
 COL_COMPANY = "custom_q5cktl47a6pqa74eu06fz89v"
 COL_TITLE = "custom_m8r2xj93hd5bk0atcw7oe4fp"
 LEADS = [str(44196397 + i) for i in range(10)]
+# The update most tests send: one column of the seeded list, a value the server echoes back.
+UPDATE = {COL_COMPANY: "Acme"}
+
+
+def closed_port() -> int:
+    """A loopback port that nothing listens on: a refused connection, or a port to start on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def lead_ids(count: int, start: int = 90_000_000) -> list[str]:
+    """`count` platform ids from `start` on, as strings."""
+    return [str(start + i) for i in range(count)]
+
+
+def seed_list(
+    server: FakeInboxServer, leads: list[str] = LEADS, columns: tuple[str, ...] = (COL_COMPANY,)
+) -> str:
+    """A new list on `server` with `columns` and `leads` in it; its id."""
+    list_id = server.create_list(columns=list(columns))
+    server.add_leads(list_id, leads)
+    return list_id
+
+
+def write_csv(
+    path: Path,
+    header: list[str],
+    rows: list[list[str]],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> Path:
+    """Write `header` and `rows` to `path` as CSV; returns `path`."""
+    with path.open("w", newline="", encoding=encoding) as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 def _redis_server_on_path() -> None:
@@ -46,6 +90,62 @@ def _redis_server_on_path() -> None:
 
 
 _redis_server_on_path()
+
+
+class RedisProcess:
+    """A redis-server of the test's own on a free loopback port, to pause, resume and stop."""
+
+    def __init__(self, workdir: Path, *extra: str) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            # ./scripts/test installs it; never skip quietly, or CI would pass without the test.
+            pytest.fail("redis-server is not installed: run ./scripts/test, or apt-get install it")
+        self.port = closed_port()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *extra],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Ready is when it accepts a connection; polled, with a deadline.
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.025)
+        self.stop()
+        pytest.fail("redis-server did not start")
+
+    def url(self, userinfo: str = "", db: int = 0) -> str:
+        """The redis:// URL of this server, with `userinfo` (user:password) if given."""
+        at = f"{userinfo}@" if userinfo else ""
+        return f"redis://{at}127.0.0.1:{self.port}/{db}"
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """End the server and wait for it."""
+        # A stopped process ignores SIGTERM until it is continued.
+        self.resume()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a redis-server shared by one test module's tests."""
+    proc = RedisProcess(tmp_path_factory.mktemp("redis"), "--appendonly", "no")
+    try:
+        yield proc.url()
+    finally:
+        proc.stop()
 
 
 class RecordingSleep:
@@ -163,9 +263,7 @@ async def server() -> AsyncIterator[FakeInboxServer]:
 
 @pytest.fixture
 def list_id(server: FakeInboxServer) -> str:
-    lid = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-    server.add_leads(lid, LEADS)
-    return lid
+    return seed_list(server, LEADS, (COL_COMPANY, COL_TITLE))
 
 
 @pytest.fixture

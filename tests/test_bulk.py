@@ -19,18 +19,13 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN, RecordingSleep, eventually
-
-
-def _ids(n: int, start: int = 90_000_000) -> list[str]:
-    return [str(start + i) for i in range(n)]
+from .conftest import COL_COMPANY, TOKEN, RecordingSleep, eventually, lead_ids, seed_list
 
 
 @pytest.fixture
 def bulk_list(server: FakeInboxServer) -> tuple[str, list[str]]:
-    ids = _ids(2000)
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
+    ids = lead_ids(2000)
+    list_id = seed_list(server, ids)
     return list_id, ids
 
 
@@ -38,7 +33,7 @@ async def test_faults_and_missing_leads_every_item_accounted_for(
     server: FakeInboxServer, sleep: RecordingSleep, bulk_list: tuple[str, list[str]]
 ) -> None:
     list_id, ids = bulk_list
-    missing = _ids(10, start=99_000_000)
+    missing = lead_ids(10, start=99_000_000)
     server.set_random_faults({Fault.status(503): 0.05}, method="PATCH")
     updates = [(pid, {COL_COMPANY: f"v{pid}"}) for pid in ids[:1990] + missing]
     async with InboxClient(TOKEN, base_url=server.url, rate_limits=None, sleep=sleep) as client:
@@ -143,7 +138,7 @@ async def test_progress_reports_counts_and_finishes_at_the_total(
 
 async def test_the_eta_counts_the_hour_window(server: FakeInboxServer) -> None:
     list_id = server.create_list(columns=[COL_COMPANY])
-    ids = _ids(40)
+    ids = lead_ids(40)
     server.add_leads(list_id, ids)
     first: asyncio.Future[BulkProgress] = asyncio.get_running_loop().create_future()
 
@@ -262,8 +257,7 @@ async def test_a_journal_makes_a_rerun_skip_what_was_applied(
 async def test_rate_limit_waits_beyond_the_cap_fail_the_item_not_the_job(
     server: FakeInboxServer,
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ["1", "2", "3"])
+    list_id = seed_list(server, ["1", "2", "3"])
     # Interactive: the whole window of 2 at once (background work would be paced 30 s apart).
     async with InboxClient(TOKEN, base_url=server.url, rate_limits=[(2, 60.0)]) as client:
         report = await client.leads.bulk_update(
@@ -304,8 +298,7 @@ async def test_bad_arguments_fail_before_anything_is_sent(
 async def test_more_workers_than_connections_is_said_in_the_log(
     server: FakeInboxServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ["1"])
+    list_id = seed_list(server, ["1"])
     async with InboxClient(
         TOKEN, base_url=server.url, rate_limits=None, max_connections=4
     ) as client:

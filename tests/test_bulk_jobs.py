@@ -27,18 +27,13 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN, RecordingSleep, tiny_server
-
-
-def _ids(n: int, start: int = 90_000_000) -> list[str]:
-    return [str(start + i) for i in range(n)]
+from .conftest import COL_COMPANY, TOKEN, RecordingSleep, lead_ids, seed_list, tiny_server
 
 
 @pytest.fixture
 def big_list(server: FakeInboxServer) -> tuple[str, list[str]]:
-    ids = _ids(3000)
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
+    ids = lead_ids(3000)
+    list_id = seed_list(server, ids)
     return list_id, ids
 
 
@@ -125,7 +120,7 @@ async def test_a_lead_missing_from_the_list_fails_alone(
     server: FakeInboxServer, sleep: RecordingSleep, big_list: tuple[str, list[str]]
 ) -> None:
     list_id, ids = big_list
-    missing = _ids(40, start=99_000_000)  # LEAD_NOT_FOUND: the items' own failures
+    missing = lead_ids(40, start=99_000_000)  # LEAD_NOT_FOUND: the items' own failures
     updates = [(pid, {COL_COMPANY: "x"}) for pid in missing + ids[:200]]
     async with _client(server, sleep) as client:
         report = await client.leads.bulk_update(list_id, updates, concurrency=8)
@@ -175,7 +170,7 @@ async def test_a_host_that_is_gone_stops_the_job(sleep: RecordingSleep) -> None:
         InboxClient(TOKEN, base_url=base_url, rate_limits=None, sleep=sleep) as client,
     ):
         report = await client.leads.bulk_update(
-            "abc", [(pid, {COL_COMPANY: "x"}) for pid in _ids(500)], concurrency=4
+            "abc", [(pid, {COL_COMPANY: "x"}) for pid in lead_ids(500)], concurrency=4
         )
         attempts = client.stats.attempts
     assert isinstance(report.aborted, APIConnectionError)
@@ -192,7 +187,7 @@ async def test_a_failure_keeps_at_most_2_kb(server: FakeInboxServer, sleep: Reco
     list_id = server.create_list(columns=[COL_COMPANY])
     # Not in the list: 404 each. 2,000 measure what 10,000 did (1,485 against 1,374 bytes each,
     # the fixed part spread over fewer) in a fifth of the CPU, which the matrix pays four times.
-    missing = _ids(2_000, start=70_000_000)
+    missing = lead_ids(2_000, start=70_000_000)
     async with _client(server, sleep) as client:
         # Warm-up: decoders, connections, the limiter's log, caches of every kind.
         await client.leads.bulk_update(list_id, [(p, {COL_COMPANY: "x"}) for p in missing[:200]])
@@ -286,7 +281,7 @@ async def test_an_item_with_nothing_to_set_is_skipped_not_sent(
 async def test_a_journal_made_for_another_list_is_refused(
     server: FakeInboxServer, sleep: RecordingSleep, tmp_path: Path
 ) -> None:
-    ids = _ids(20)
+    ids = lead_ids(20)
     list_a = server.create_list(columns=[COL_COMPANY])
     list_b = server.create_list(columns=[COL_COMPANY])
     server.add_leads(list_a, ids)
@@ -307,7 +302,7 @@ async def test_a_journal_made_for_another_list_is_refused(
 async def test_a_journal_made_for_another_server_is_refused(
     server: FakeInboxServer, sleep: RecordingSleep, tmp_path: Path
 ) -> None:
-    ids = _ids(5)
+    ids = lead_ids(5)
     list_id = server.create_list(columns=[COL_COMPANY], list_id="abc")
     server.add_leads(list_id, ids)
     journal = tmp_path / "job.journal"
@@ -331,9 +326,8 @@ async def test_a_journal_made_for_another_server_is_refused(
 async def test_resuming_a_big_journal_never_blocks_the_loop_for_long(
     server: FakeInboxServer, sleep: RecordingSleep, tmp_path: Path
 ) -> None:
-    ids = _ids(200_000, start=10_000_000)
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids[:1] + ids[-50:])
+    ids = lead_ids(200_000, start=10_000_000)
+    list_id = seed_list(server, ids[:1] + ids[-50:])
     journal = tmp_path / "big.journal"
     rows = [(pid, {COL_COMPANY: "x"}) for pid in ids]
     # A journal as a finished run would leave it, written here directly (sending 200,000

@@ -24,9 +24,8 @@ import pytest
 from inbox_async import InboxClient, RateLimiter, RateLimitError
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep, eventually
+from .conftest import LEADS, TOKEN, UPDATE, RecordingSleep, eventually, seed_list
 
-UPDATE = {COL_COMPANY: "Acme"}
 PROMPT = 0.1  # the bound: control is back within 100 ms
 
 
@@ -95,12 +94,6 @@ async def fresh_server() -> AsyncIterator[FakeInboxServer]:
         yield srv
 
 
-def _seed(server: FakeInboxServer) -> str:
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, LEADS)
-    return list_id
-
-
 async def _accounting_is_right_and_the_next_call_works(phase: Phase) -> None:
     client, server = phase.client, phase.server
     sent = len(server.requests)
@@ -122,7 +115,7 @@ async def _accounting_is_right_and_the_next_call_works(phase: Phase) -> None:
 async def test_cancelling_a_call_returns_within_100_ms_wherever_it_waits(
     fresh_server: FakeInboxServer, name: str
 ) -> None:
-    phase = await _prepare(name, fresh_server, _seed(fresh_server))
+    phase = await _prepare(name, fresh_server, seed_list(fresh_server))
     async with phase.client:
         task = asyncio.create_task(phase.client.leads.update(phase.list_id, LEADS[1], UPDATE))
         await eventually(phase.stuck)
@@ -144,7 +137,7 @@ async def test_a_deadline_around_a_call_fires_on_time_wherever_it_waits(
 ) -> None:
     # wait_for() cancels the call and turns that into TimeoutError on the way out: if the SDK
     # swallowed or retried the CancelledError, the deadline would pass unnoticed.
-    phase = await _prepare(name, fresh_server, _seed(fresh_server))
+    phase = await _prepare(name, fresh_server, seed_list(fresh_server))
     deadline = 0.25
     async with phase.client:
         started = time.monotonic()
@@ -160,7 +153,7 @@ async def test_a_deadline_around_a_call_fires_on_time_wherever_it_waits(
 async def test_many_waiters_cancelled_at_the_gate_leave_no_trace(
     fresh_server: FakeInboxServer,
 ) -> None:
-    phase = await _prepare("429 gate", fresh_server, _seed(fresh_server))
+    phase = await _prepare("429 gate", fresh_server, seed_list(fresh_server))
     async with phase.client:
         tasks = [
             asyncio.create_task(phase.client.leads.update(phase.list_id, pid, UPDATE))
@@ -198,7 +191,7 @@ async def test_a_slot_granted_as_its_waiter_is_cancelled_is_handed_back() -> Non
 async def test_a_waiter_cancelled_in_a_full_window_does_not_delay_the_next_one(
     fresh_server: FakeInboxServer,
 ) -> None:
-    list_id = _seed(fresh_server)
+    list_id = seed_list(fresh_server)
     window = 0.5
     async with InboxClient(TOKEN, base_url=fresh_server.url, rate_limits=[(1, window)]) as c:
         await c.leads.update(list_id, LEADS[0], UPDATE)

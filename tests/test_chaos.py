@@ -25,7 +25,7 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, COL_TITLE, TOKEN, RecordingSleep, eventually
+from .conftest import COL_COMPANY, COL_TITLE, TOKEN, RecordingSleep, eventually, seed_list
 
 ITEMS = 3000
 MISSING = 20  # leads not in the list: they must fail, with 404
@@ -55,8 +55,7 @@ async def test_a_bulk_job_through_a_storm_of_faults_loses_nothing_and_leaks_noth
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         async with FakeInboxServer(token=TOKEN, rate_limits=[(4000, 1.0)], seed=1) as server:
-            list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-            server.add_leads(list_id, in_list)
+            list_id = seed_list(server, in_list, (COL_COMPANY, COL_TITLE))
             server.set_random_faults(
                 {
                     Fault.status(503): 0.07,

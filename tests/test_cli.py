@@ -14,21 +14,13 @@ import pytest
 from inbox_async.cli._csv import escape_cell, unescape_cell
 from inbox_async.testing import FakeInboxServer
 
-from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually
+from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually, lead_ids, seed_list, write_csv
 
 # Each test runs the command in a subprocess (aiohttp's import alone is 0.35 s of CPU): the
 # interpreters of the matrix other than .venv's leave them out (scripts/_matrix.py).
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 async def _cli(*args: str, base_url: str = "http://127.0.0.1:9/api/v1") -> tuple[int, str, str]:
@@ -66,7 +58,7 @@ async def _start(*args: str, base_url: str) -> asyncio.subprocess.Process:
 async def test_bad_input_exits_2_with_a_clear_message(
     tmp_path: Path, header: list[str], extra: list[str], message: str
 ) -> None:
-    path = _write_csv(tmp_path / "in.csv", header, [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", header, [["1", "x"]])
     code, out, err = await _cli("bulk-update", str(path), "--list", "abc", *extra)
     assert code == 2
     assert message in err
@@ -80,7 +72,7 @@ async def test_an_unreadable_file_exits_2(tmp_path: Path) -> None:
 
 
 async def test_a_missing_token_exits_2(tmp_path: Path) -> None:
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     env = {k: v for k, v in os.environ.items() if k != "INBOX_API_TOKEN"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "inbox_async.cli", "bulk-update", str(path), "--list", "abc",
@@ -94,7 +86,7 @@ async def test_a_missing_token_exits_2(tmp_path: Path) -> None:
 async def test_dry_run_checks_everything_and_sends_nothing(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    path = _write_csv(
+    path = write_csv(
         tmp_path / "in.csv",
         ["platformId", "Company", COL_TITLE],
         [[str(i), f"Co {i}", ""] for i in range(1, 701)] + [["", "no id", ""]],
@@ -123,7 +115,7 @@ async def test_dry_run_checks_everything_and_sends_nothing(
 async def test_priority_and_reserve_shape_the_estimate(
     tmp_path: Path, extra: list[str], estimate: str
 ) -> None:
-    path = _write_csv(
+    path = write_csv(
         tmp_path / "in.csv", ["platformId", COL_COMPANY], [[str(i), "x"] for i in range(1, 701)]
     )
     code, out, err = await _cli("bulk-update", str(path), "--list", "abc", "--dry-run", *extra)
@@ -144,7 +136,7 @@ async def test_priority_and_reserve_shape_the_estimate(
 async def test_bad_priority_or_reserve_exits_2_naming_the_option(
     tmp_path: Path, extra: list[str], message: str
 ) -> None:
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     code, out, err = await _cli("bulk-update", str(path), "--list", "abc", *extra)
     assert code == 2
     assert message in err
@@ -157,9 +149,8 @@ async def test_priority_interactive_uses_the_whole_window_unpaced(
     # A window of 4 a minute with a reserve of 0.5: background work would send 2 of these
     # rows, 30 s apart, and wait a minute for the rest. Interactive sends all 4 at once.
     ids = ["1", "2", "3", "4"]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    list_id = seed_list(server, ids)
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
     code, _, err = await _cli(
         "bulk-update", str(path), "--list", list_id, "--no-journal", "--no-progress",
         "--rate-limit", "4/60", "--reserve", "0.5", "--priority", "interactive",
@@ -172,10 +163,9 @@ async def test_priority_interactive_uses_the_whole_window_unpaced(
 async def test_bulk_update_applies_rows_and_writes_safe_failures(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-    server.add_leads(list_id, ["1", "2", "3"])
+    list_id = seed_list(server, ["1", "2", "3"], (COL_COMPANY, COL_TITLE))
     server.lead_data(list_id, "2")  # exists
-    path = _write_csv(
+    path = write_csv(
         tmp_path / "in.csv",
         ["platformId", "Company", COL_TITLE],
         [
@@ -218,11 +208,10 @@ async def test_bulk_update_applies_rows_and_writes_safe_failures(
 async def test_clear_empty_sends_null_for_empty_cells(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-    server.add_leads(list_id, ["1"])
-    path = _write_csv(tmp_path / "a.csv", ["platformId", COL_COMPANY, COL_TITLE], [["1", "A", "B"]])
+    list_id = seed_list(server, ["1"], (COL_COMPANY, COL_TITLE))
+    path = write_csv(tmp_path / "a.csv", ["platformId", COL_COMPANY, COL_TITLE], [["1", "A", "B"]])
     await _cli("bulk-update", str(path), "--list", list_id, base_url=server.url)
-    path = _write_csv(tmp_path / "b.csv", ["platformId", COL_COMPANY, COL_TITLE], [["1", "", "C"]])
+    path = write_csv(tmp_path / "b.csv", ["platformId", COL_COMPANY, COL_TITLE], [["1", "", "C"]])
     code, _, err = await _cli(
         "bulk-update", str(path), "--list", list_id, "--clear-empty", base_url=server.url
     )
@@ -233,10 +222,9 @@ async def test_clear_empty_sends_null_for_empty_cells(
 async def test_a_row_with_nothing_to_set_is_skipped_not_sent(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-    server.add_leads(list_id, ["1", "2", "3"])
+    list_id = seed_list(server, ["1", "2", "3"], (COL_COMPANY, COL_TITLE))
     rows = [["1", "A", ""], ["2", "", ""], ["3", "", "C"]]
-    path = _write_csv(tmp_path / "a.csv", ["platformId", COL_COMPANY, COL_TITLE], rows)
+    path = write_csv(tmp_path / "a.csv", ["platformId", COL_COMPANY, COL_TITLE], rows)
     code, out, err = await _cli(
         "bulk-update", str(path), "--list", list_id, "--no-progress", base_url=server.url
     )
@@ -252,10 +240,9 @@ async def test_killed_midway_then_resumed_with_the_journal(
     rows = 400
     concurrency = 8
     ids = [str(60_000_000 + i) for i in range(rows)]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
+    list_id = seed_list(server, ids)
     server.set_latency(0.01)
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, f"v{i}"] for i in ids])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, f"v{i}"] for i in ids])
     journal = tmp_path / "job.journal"
     args = (
         "bulk-update", str(path), "--list", list_id, "--journal", str(journal),
@@ -279,11 +266,10 @@ async def test_killed_midway_then_resumed_with_the_journal(
 async def test_ctrl_c_stops_cleanly_and_says_how_to_resume(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    ids = [str(61_000_000 + i) for i in range(300)]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
+    ids = lead_ids(300, 61_000_000)
+    list_id = seed_list(server, ids)
     server.set_latency(0.02)
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
     proc = await _start(
         "bulk-update", str(path), "--list", list_id, "--no-progress", base_url=server.url
     )

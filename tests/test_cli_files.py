@@ -17,7 +17,7 @@ import pytest
 
 from inbox_async.testing import FakeInboxServer
 
-from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually
+from .conftest import COL_COMPANY, COL_TITLE, TOKEN, eventually, lead_ids, seed_list, write_csv
 
 # Each test runs the command in a subprocess (aiohttp's import alone is 0.35 s of CPU): the
 # interpreters of the matrix other than .venv's leave them out (scripts/_matrix.py).
@@ -26,21 +26,6 @@ pytestmark = pytest.mark.slow
 # The console script that `pip install` put beside this interpreter: what a user runs.
 SCRIPT = Path(sys.executable).with_name("inbox-async")
 FAST = ("--rate-limit", "100000/1", "--no-progress")
-
-
-def _write_csv(
-    path: Path,
-    header: list[str],
-    rows: list[list[str]],
-    *,
-    delimiter: str = ",",
-    encoding: str = "utf-8",
-) -> Path:
-    with path.open("w", newline="", encoding=encoding) as f:
-        writer = csv.writer(f, delimiter=delimiter)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def _read_csv(path: Path) -> list[list[str]]:
@@ -110,9 +95,8 @@ def _patches(server: FakeInboxServer) -> int:
 async def test_failures_file_may_be_the_input_and_keeps_what_failed_again(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-    server.add_leads(list_id, ["1", "2", "3", "4", "5"])
-    path = _write_csv(
+    list_id = seed_list(server, ["1", "2", "3", "4", "5"], (COL_COMPANY, COL_TITLE))
+    path = write_csv(
         tmp_path / "failed.csv",
         ["platformId", COL_COMPANY, COL_TITLE],
         [
@@ -155,11 +139,11 @@ async def test_failures_file_may_be_the_input_and_keeps_what_failed_again(
 async def test_failures_file_is_replaced_only_when_the_run_ends_even_on_ctrl_c(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    ids = [str(62_000_000 + i) for i in range(300)]
+    ids = lead_ids(300, 62_000_000)
     list_id = server.create_list(columns=[COL_COMPANY])
     server.add_leads(list_id, ids[::2])  # every other lead is missing: it fails
     server.set_latency(0.02)
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
     failures = tmp_path / "failures.csv"
     failures.write_text("old,content\n")
     proc = await _start(
@@ -187,11 +171,10 @@ async def test_failures_file_is_replaced_only_when_the_run_ends_even_on_ctrl_c(
 async def test_ctrl_c_never_leaves_a_partial_failures_file_over_the_input(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    ids = [str(63_000_000 + i) for i in range(300)]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids[::2])
+    ids = lead_ids(300, 63_000_000)
+    list_id = seed_list(server, ids[::2])
     server.set_latency(0.02)
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
     before = path.read_bytes()
     proc = await _start(
         "bulk-update", str(path), "--list", list_id, "--failures", str(path),
@@ -208,7 +191,7 @@ async def test_ctrl_c_never_leaves_a_partial_failures_file_over_the_input(
 
 @pytest.mark.slow
 async def test_journal_or_failures_over_the_input_is_refused(tmp_path: Path) -> None:
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     before = path.read_bytes()
     code, _, err = await _cli("bulk-update", str(path), "--list", "abc", "--journal", str(path))
     assert code == 2 and "--journal" in err and "Traceback" not in err
@@ -284,11 +267,10 @@ async def test_a_broken_quote_is_a_broken_file(
 async def test_progress_has_its_total_and_an_eta_from_the_start(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    ids = [str(64_000_000 + i) for i in range(60)]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
+    ids = lead_ids(60, 64_000_000)
+    list_id = seed_list(server, ids)
     server.set_latency(0.02)
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
     # 60 requests at 25 a second, of which background work paces 22 (the reserve is 0.1):
     # the rate limits alone take 59 / 22 s, known before the first.
     code, _, err = await _cli(
@@ -354,9 +336,8 @@ async def test_files_saved_by_a_spreadsheet_work(
     encoding: str,
     extra: list[str],
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-    server.add_leads(list_id, ["1", "2"])
-    path = _write_csv(
+    list_id = seed_list(server, ["1", "2"], (COL_COMPANY, COL_TITLE))
+    path = write_csv(
         tmp_path / "in.csv",
         [header, "Company", COL_TITLE],
         [["1", "Café; Ltd", "CEO, and more"], ["2", "Naïve", ""]],
@@ -374,7 +355,7 @@ async def test_files_saved_by_a_spreadsheet_work(
 
 
 async def test_a_non_utf8_file_names_the_encoding_option(tmp_path: Path) -> None:
-    path = _write_csv(
+    path = write_csv(
         tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "Café"]], encoding="cp1252"
     )
     code, _, err = await _cli("bulk-update", str(path), "--list", "abc", "--dry-run")
@@ -389,9 +370,8 @@ async def test_a_non_utf8_file_names_the_encoding_option(tmp_path: Path) -> None
 async def test_a_huge_cell_fails_its_row_not_the_job(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ["1", "2", "3"])
-    path = _write_csv(
+    list_id = seed_list(server, ["1", "2", "3"])
+    path = write_csv(
         tmp_path / "in.csv",
         ["platformId", COL_COMPANY],
         [["1", "a"], ["2", "x" * (129 * 1024)], ["3", "c"]],
@@ -412,9 +392,8 @@ async def test_a_huge_cell_fails_its_row_not_the_job(
 async def test_ids_a_spreadsheet_mangled_fail_alone_and_dry_run_counts_them(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ["1", "2"])
-    path = _write_csv(
+    list_id = seed_list(server, ["1", "2"])
+    path = write_csv(
         tmp_path / "in.csv",
         ["platformId", COL_COMPANY],
         [["1", "a"], ["1.52372E+18", "b"], ["100000015.0", "c"], ["2", "d"], ["1", "e"]],
@@ -439,7 +418,7 @@ async def test_ids_a_spreadsheet_mangled_fail_alone_and_dry_run_counts_them(
 
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
 async def test_an_invalid_list_is_a_usage_error(tmp_path: Path, dry_run: list[str]) -> None:
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     code, out, err = await _cli("bulk-update", str(path), "--list", "My List", *dry_run)
     assert code == 2
     assert "Traceback" not in err + out
@@ -449,7 +428,7 @@ async def test_an_invalid_list_is_a_usage_error(tmp_path: Path, dry_run: list[st
 
 @pytest.mark.slow
 async def test_errors_name_the_command_line_options(tmp_path: Path) -> None:
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     env = {k: v for k, v in os.environ.items() if k not in ("INBOX_API_TOKEN",)}
     code, _, err = await _cli("bulk-update", str(path), "--list", "abc", env=env)
     assert code == 2
@@ -490,13 +469,12 @@ async def test_the_resume_hint_resumes_when_run_as_printed(
 ) -> None:
     rows, concurrency = 300, 4
     ids = [str(65_000_000 + i) for i in range(rows)]
-    list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-    server.add_leads(list_id, ids)
+    list_id = seed_list(server, ids, (COL_COMPANY, COL_TITLE))
     server.set_latency(0.01)
     # A name that needs quoting, and options that all matter to the rerun.
     folder = tmp_path / "my files"
     folder.mkdir()
-    path = _write_csv(
+    path = write_csv(
         folder / "in put.csv",
         ["Platform ID" if new_options else "platformId", "Company", COL_TITLE],
         [[i, f"v{i}", ""] for i in ids],
@@ -542,11 +520,10 @@ async def test_the_resume_hint_resumes_when_run_as_printed(
 async def test_without_a_journal_the_hint_says_nothing_can_be_skipped(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    ids = [str(66_000_000 + i) for i in range(300)]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
+    ids = lead_ids(300, 66_000_000)
+    list_id = seed_list(server, ids)
     server.set_latency(0.02)
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
     proc = await _start(
         "bulk-update", str(path), "--list", list_id, "--no-journal", *FAST, base_url=server.url
     )
@@ -567,7 +544,7 @@ async def test_a_journal_of_another_list_is_a_usage_error(
     second = server.create_list(columns=[COL_COMPANY])
     server.add_leads(first, ["1"])
     server.add_leads(second, ["1"])
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     failures = tmp_path / "failures.csv"
     code, _, err = await _cli("bulk-update", str(path), "--list", first, *FAST,
                               base_url=server.url)  # fmt: skip
@@ -588,11 +565,10 @@ async def test_a_journal_of_another_list_is_a_usage_error(
 async def test_a_job_that_cannot_succeed_stops_says_why_and_keeps_the_input(
     tmp_path: Path, server: FakeInboxServer
 ) -> None:
-    ids = [str(67_000_000 + i) for i in range(200)]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ids)
+    ids = lead_ids(200, 67_000_000)
+    list_id = seed_list(server, ids)
     server.delete_list(list_id)
-    path = _write_csv(tmp_path / "failed.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
+    path = write_csv(tmp_path / "failed.csv", ["platformId", COL_COMPANY], [[i, "x"] for i in ids])
     before = path.read_bytes()
     code, out, err = await _cli(
         "bulk-update", str(path), "--list", list_id, "--failures", str(path),

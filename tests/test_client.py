@@ -18,9 +18,16 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep, tiny_server
-
-UPDATE = {COL_COMPANY: "Acme"}
+from .conftest import (
+    COL_COMPANY,
+    LEADS,
+    TOKEN,
+    UPDATE,
+    RecordingSleep,
+    lead_ids,
+    seed_list,
+    tiny_server,
+)
 
 
 async def test_owned_session_is_created_lazily_and_closed_on_exit(
@@ -61,7 +68,7 @@ async def test_using_a_closed_client_is_a_clear_error(
 async def test_one_client_serves_thousands_of_concurrent_tasks_on_one_session(
     client: InboxClient, server: FakeInboxServer, list_id: str
 ) -> None:
-    ids = [str(50_000_000 + i) for i in range(2000)]
+    ids = lead_ids(2000, 50_000_000)
     server.add_leads(list_id, ids)
     leads = await asyncio.gather(
         *(client.leads.update(list_id, pid, {COL_COMPANY: pid}) for pid in ids)
@@ -93,8 +100,7 @@ async def test_debug_logs_show_each_attempt_without_the_token(
 
 async def test_deprecation_headers_warn_once_per_client(sleep: RecordingSleep) -> None:
     async with FakeInboxServer(token=TOKEN, deprecation=True) as server:
-        lid = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(lid, LEADS)
+        lid = seed_list(server, LEADS)
         async with InboxClient(TOKEN, base_url=server.url, sleep=sleep) as client:
             with pytest.warns(ApiDeprecationWarning, match="deprecated") as record:
                 await client.leads.update(lid, LEADS[0], UPDATE)

@@ -19,9 +19,7 @@ from inbox_async import (
 from inbox_async._headers import parse_retry_after
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep
-
-UPDATE = {COL_COMPANY: "Acme"}
+from .conftest import LEADS, TOKEN, UPDATE, RecordingSleep
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,9 +30,17 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, RecordingSleep, assert_no_secret, renderings, tiny_server
+from .conftest import (
+    LEADS,
+    UPDATE,
+    RecordingSleep,
+    assert_no_secret,
+    closed_port,
+    renderings,
+    seed_list,
+    tiny_server,
+)
 
-UPDATE = {COL_COMPANY: "Acme"}
 HEADER = "X-Team-Key"
 
 
@@ -50,12 +57,6 @@ async def _raised(call: Callable[[], Awaitable[object]]) -> InboxError:
     except InboxError as exc:
         return exc
     raise AssertionError("the call did not fail")
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _raw_server(answer: bytes) -> tuple[asyncio.Server, str]:
@@ -121,8 +122,7 @@ async def test_no_error_path_shows_the_token_or_a_header_value(
         "default_headers": {HEADER: header_value},
     }
     async with FakeInboxServer(token=token) as server:
-        list_id = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(list_id, LEADS)
+        list_id = seed_list(server, LEADS)
 
         async def call(base_url: str, **extra: Any) -> InboxError:
             async with InboxClient(token, base_url=base_url, **{**options, **extra}) as c:
@@ -141,7 +141,7 @@ async def test_no_error_path_shows_the_token_or_a_header_value(
             exc = await call(server.url, timeout=0.2)
             assert isinstance(exc, APITimeoutError)
         elif path == "refused":
-            exc = await call(f"http://127.0.0.1:{_closed_port()}/api/v1")
+            exc = await call(f"http://127.0.0.1:{closed_port()}/api/v1")
             assert isinstance(exc, APIConnectionError) and not exc.request_sent
         elif path == "reset":
             server.add_fault(Fault.drop(), times=2)
@@ -282,8 +282,7 @@ async def test_a_redirect_is_not_followed_and_not_retried(
 ) -> None:
     hits: list[str] = []
     async with FakeInboxServer(token="t") as other:
-        list_id = other.create_list(columns=[COL_COMPANY])
-        other.add_leads(list_id, LEADS)
+        list_id = seed_list(other, LEADS)
         location = other.url + f"/lists/{list_id}/leads/{LEADS[0]}"
 
         async def redirect(request: web.Request) -> web.StreamResponse:

@@ -41,15 +41,11 @@ from inbox_async import (
     RateLimitError,
 )
 
-from . import test_redis_limiter
-from .conftest import COL_COMPANY, TOKEN
-
-redis_url = test_redis_limiter.redis_url  # the real redis-server fixture, shared
+from .conftest import COL_COMPANY, TOKEN, UPDATE
 
 SEED_BYTES = (Path(__file__).parent / "data" / "update-lead-response.json").read_bytes()
 SEED: dict[str, Any] = json.loads(SEED_BYTES)
 LIST_ID = "fuzzlist"
-UPDATE = {COL_COMPANY: "Acme"}
 
 
 @dataclass

@@ -19,7 +19,7 @@ from inbox_async import InboxClient
 from inbox_async.cli import main
 from inbox_async.testing import FakeInboxServer
 
-from .conftest import COL_COMPANY, TOKEN, tiny_server
+from .conftest import COL_COMPANY, TOKEN, seed_list, tiny_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -51,8 +51,7 @@ async def test_the_fake_server_sees_the_user_agent() -> None:
         f"inbox-async/{inbox_async.__version__} Python/{PYTHON} aiohttp/{aiohttp.__version__}"
     )
     async with FakeInboxServer(token=TOKEN) as server:
-        list_id = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(list_id, ["1"])
+        list_id = seed_list(server, ["1"])
         async with InboxClient(TOKEN, base_url=server.url, rate_limits=None) as client:
             await client.leads.update(list_id, "1", {COL_COMPANY: "Acme"})
         (request,) = server.requests

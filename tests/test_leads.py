@@ -8,7 +8,7 @@ import pytest
 from inbox_async import AddLeadsResult, InboxClient, Lead, NotFoundError, RemoveLeadsResult
 from inbox_async.testing import FakeInboxServer
 
-from .conftest import COL_COMPANY, COL_TITLE, LEADS
+from .conftest import COL_COMPANY, COL_TITLE, LEADS, lead_ids
 
 
 async def test_update_sets_values_and_returns_the_lead(
@@ -115,7 +115,7 @@ async def test_path_parameters_cannot_change_the_endpoint(
 async def test_add_splits_into_requests_of_2000_and_merges(
     client: InboxClient, server: FakeInboxServer, list_id: str
 ) -> None:
-    new_ids = [str(10_000_000 + i) for i in range(4500)]
+    new_ids = lead_ids(4500, 10_000_000)
     result = await client.leads.add(list_id, [LEADS[0], *new_ids, "not-a-number"])
     assert isinstance(result, AddLeadsResult)
     assert result.skipped == [LEADS[0]]
@@ -130,7 +130,7 @@ async def test_add_splits_into_requests_of_2000_and_merges(
 async def test_remove_splits_and_sums(
     client: InboxClient, server: FakeInboxServer, list_id: str
 ) -> None:
-    extra = [str(20_000_000 + i) for i in range(2500)]
+    extra = lead_ids(2500, 20_000_000)
     server.add_leads(list_id, extra)
     result = await client.leads.remove(list_id, [*extra, "123"])
     assert isinstance(result, RemoveLeadsResult)

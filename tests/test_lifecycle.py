@@ -26,10 +26,9 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep, eventually
+from .conftest import COL_COMPANY, LEADS, TOKEN, UPDATE, RecordingSleep, eventually, seed_list
 
 ROOT = Path(__file__).resolve().parent.parent
-UPDATE = {COL_COMPANY: "Acme"}
 
 # Each scenario forgets a client in its own way; "# CREATED" marks the line that made it.
 SCRIPT = """
@@ -164,8 +163,7 @@ def thread_server() -> Iterator[ThreadServer]:
 
     async def serve() -> None:
         async with FakeInboxServer(token=TOKEN) as server:
-            list_id = server.create_list(columns=[COL_COMPANY])
-            server.add_leads(list_id, LEADS)
+            list_id = seed_list(server, LEADS)
             stop = asyncio.Event()
             box.update(server=server, list_id=list_id, stop=stop, loop=asyncio.get_running_loop())
             ready.set()

@@ -23,7 +23,7 @@ from inbox_async._constants import DEFAULT_RESERVE
 from inbox_async._ratelimit._local import background_limit
 from inbox_async.testing import FakeInboxServer
 
-from .conftest import COL_COMPANY, TOKEN, eventually
+from .conftest import COL_COMPANY, TOKEN, eventually, lead_ids, seed_list
 
 
 class Clock:
@@ -620,8 +620,7 @@ class _Recorder:
 
 
 async def test_each_call_carries_its_priority_to_the_limiter(server: FakeInboxServer) -> None:
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, ["1", "2", "3"])
+    list_id = seed_list(server, ["1", "2", "3"])
     recorder = _Recorder(RateLimiter(None))
     async with InboxClient(TOKEN, base_url=server.url, limiter=recorder) as client:  # type: ignore[arg-type]
         await client.leads.update(list_id, "1", {COL_COMPANY: "a"})
@@ -643,9 +642,8 @@ async def test_a_bulk_job_leaves_interactive_calls_beside_it_fast(
     # and an interactive update every 200 ms with max_rate_limit_wait=0.5 beside it.
     limits = [(20, 1.0)]
     server.set_rate_limits(limits)
-    ids = [str(1000 + i) for i in range(60)]
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, [*ids, "1"])
+    ids = lead_ids(60, 1000)
+    list_id = seed_list(server, [*ids, "1"])
     progress: list[object] = []
     async with InboxClient(TOKEN, base_url=server.url, rate_limits=limits) as client:
         job = asyncio.create_task(

@@ -9,7 +9,6 @@ tunnels, which is enough to see that the proxy was asked and what it was told.
 from __future__ import annotations
 
 import base64
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from aiohttp import web
 from inbox_async import APIConnectionError, InboxClient
 from inbox_async.testing import FakeInboxServer
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, assert_no_secret
+from .conftest import COL_COMPANY, LEADS, TOKEN, assert_no_secret, closed_port
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 # What a proxy must not pass on (RFC 9110 7.6.1), and what aiohttp recomputes.
@@ -107,12 +106,6 @@ def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def proxy() -> AsyncIterator[ForwardProxy]:
     async with ForwardProxy() as p:
         yield p
-
-
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy"])
@@ -253,7 +246,7 @@ async def test_proxy_credentials_never_show_when_the_proxy_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(
-        "HTTPS_PROXY", f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{_dead_port()}"
+        "HTTPS_PROXY", f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{closed_port()}"
     )
     async with InboxClient(
         TOKEN, base_url="https://api.inbox.invalid/api/v1", rate_limits=None, max_retries=0

@@ -11,9 +11,9 @@ import pytest
 from inbox_async import InboxClient, RateLimiter, RateLimitError, ThrottleEvent
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN, eventually
+from .conftest import COL_COMPANY, TOKEN, eventually, lead_ids, seed_list
 
-IDS = [str(70_000_000 + i) for i in range(120)]
+IDS = lead_ids(120, 70_000_000)
 
 
 async def _run(
@@ -34,8 +34,7 @@ async def _run(
 
 
 def _seed(server: FakeInboxServer) -> str:
-    list_id = server.create_list(columns=[COL_COMPANY])
-    server.add_leads(list_id, IDS)
+    list_id = seed_list(server, IDS)
     return list_id
 
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
@@ -27,58 +23,21 @@ from inbox_async import APIConnectionError, InboxClient
 from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN, assert_no_secret, eventually
+from .conftest import (
+    COL_COMPANY,
+    TOKEN,
+    RedisProcess,
+    assert_no_secret,
+    closed_port,
+    eventually,
+    seed_list,
+)
 
 PASSWORD = "pw-" + secrets.token_hex(12)
 WRONG = "wrong-" + secrets.token_hex(12)
 # A password that has to be percent-encoded in a URL: neither spelling may show.
 ODD = "od@d:/ " + secrets.token_hex(12)
 LEAD = "44196397"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisProcess:
-    """A redis-server of the test's own, to pause (SIGSTOP) and resume (SIGCONT)."""
-
-    def __init__(self, workdir: Path, *extra: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed: run ./scripts/test, or apt-get install it")
-        self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *extra],
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(200):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.025)
-        self.stop()
-        pytest.fail("redis-server did not start")
-
-    def url(self, userinfo: str = "", db: int = 0) -> str:
-        at = f"{userinfo}@" if userinfo else ""
-        return f"redis://{at}127.0.0.1:{self.port}/{db}"
-
-    def pause(self) -> None:
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        # A stopped process ignores SIGTERM until it is continued.
-        self.resume()
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @pytest.fixture
@@ -102,8 +61,7 @@ def auth_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProces
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[FakeInboxServer, str]]:
     async with FakeInboxServer(token=TOKEN) as server:
-        list_id = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(list_id, [LEAD, "2", "3"])
+        list_id = seed_list(server, [LEAD, "2", "3"])
         yield server, list_id
 
 
@@ -256,7 +214,7 @@ async def test_a_refused_redis_fails_fast_without_retries(
     api: tuple[FakeInboxServer, str],
 ) -> None:
     server, list_id = api
-    url = f"redis://:{PASSWORD}@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:{PASSWORD}@127.0.0.1:{closed_port()}/0"
     async with (
         RedisRateLimiter(url, limits=[(5, 1.0)], key="t:refused") as limiter,
         InboxClient(TOKEN, base_url=server.url, limiter=limiter) as client,

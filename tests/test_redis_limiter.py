@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,51 +15,16 @@ from inbox_async import APIConnectionError, InboxClient, RateLimitError
 from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN
+from .conftest import COL_COMPANY, TOKEN, closed_port, lead_ids, seed_list
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        # ./scripts/test installs it; never skip quietly, or CI would pass without the test.
-        pytest.fail("redis-server is not installed: run ./scripts/test, or apt-get install it")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(200):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.025)
-        else:
-            pytest.fail("redis-server did not start")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 @pytest.mark.slow
 async def test_three_processes_share_one_budget(redis_url: str, tmp_path: Path) -> None:
-    ids = [str(80_000_000 + i) for i in range(120)]
+    ids = lead_ids(120, 80_000_000)
     async with FakeInboxServer(token=TOKEN, rate_limits=[(30, 1.0)]) as server:
-        list_id = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(list_id, ids)
+        list_id = seed_list(server, ids)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         procs = [
             await asyncio.create_subprocess_exec(
@@ -101,8 +62,7 @@ async def test_a_429_closes_the_gate_for_every_process(redis_url: str) -> None:
         InboxClient(TOKEN, base_url=server.url, limiter=first) as a,
         InboxClient(TOKEN, base_url=server.url, limiter=second, max_rate_limit_wait=0.5) as b,
     ):
-        list_id = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(list_id, ["1", "2"])
+        list_id = seed_list(server, ["1", "2"])
         server.add_fault(Fault.status(429, retry_after=30))
         with pytest.raises(RateLimitError):
             await a.leads.update(list_id, "1", {COL_COMPANY: "x"}, max_retries=0)
@@ -127,7 +87,7 @@ async def test_a_request_that_never_left_frees_its_slot(redis_url: str) -> None:
 
 
 async def test_redis_down_is_an_sdk_error() -> None:
-    url = f"redis://127.0.0.1:{_free_port()}/0"
+    url = f"redis://127.0.0.1:{closed_port()}/0"
     async with RedisRateLimiter(url, limits=[(5, 1.0)], key="test:down") as limiter:
         with pytest.raises(APIConnectionError) as info:
             await limiter.acquire(max_wait=1)

@@ -21,8 +21,7 @@ from inbox_async._ratelimit._local import background_limit
 from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async._types import Priority
 
-from .conftest import eventually
-from .test_redis_limiter import redis_url  # noqa: F401 - the module's redis-server fixture
+from .conftest import eventually, seed_list
 
 # Real Redis and real seconds: the matrix runs them on .venv's interpreter only, where their
 # timing is not shared with three other runs (scripts/_matrix.py).
@@ -33,7 +32,7 @@ DAY = 86_400.0
 
 
 @pytest.fixture
-async def check(redis_url: str) -> AsyncIterator[aioredis.Redis]:  # noqa: F811
+async def check(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url)
     try:
         yield client
@@ -49,7 +48,7 @@ async def _fill(limiter: RedisRateLimiter, count: int) -> None:
 
 
 async def test_an_interactive_caller_overtakes_background_waiters_of_another_process(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     key = "prio:overtake"
     async with (
@@ -80,7 +79,7 @@ async def test_an_interactive_caller_overtakes_background_waiters_of_another_pro
     assert took < 1.5
 
 
-async def test_fifo_within_a_priority_across_processes(redis_url: str) -> None:  # noqa: F811
+async def test_fifo_within_a_priority_across_processes(redis_url: str) -> None:
     key = "prio:fifo"
     async with (
         RedisRateLimiter(redis_url, limits=[(1, 0.3)], key=key, reserve=0) as a,
@@ -107,7 +106,7 @@ async def test_fifo_within_a_priority_across_processes(redis_url: str) -> None: 
 
 
 async def test_every_queue_key_expires(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     check: aioredis.Redis,
 ) -> None:
     key = "prio:expiry"
@@ -136,7 +135,7 @@ async def test_every_queue_key_expires(
     ids=["hour", "day"],
 )
 async def test_background_stops_at_the_reserve_of_every_window_and_interactive_goes_on(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     limits: list[tuple[int, float]],
 ) -> None:
     key = f"prio:window-reserve:{len(limits)}"
@@ -161,7 +160,7 @@ async def test_background_stops_at_the_reserve_of_every_window_and_interactive_g
 
 
 async def test_background_keeps_off_the_servers_reserve_shared_through_redis(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     key = "prio:server-reserve"
     async with (
@@ -205,7 +204,7 @@ async def _bulk_with_readings(limiter: RedisRateLimiter, count: int, others: int
 
 
 async def test_a_bulk_job_alone_is_not_held_back_by_its_own_usage_on_the_server(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     # The server's Remaining counts our own bulk job: at its 18 of 20 the server says 2 remain,
     # which is the reserve, but nobody else uses it. Once the window frees, background work
@@ -220,7 +219,7 @@ async def test_a_bulk_job_alone_is_not_held_back_by_its_own_usage_on_the_server(
 
 
 async def test_another_tools_usage_on_the_server_takes_background_works_room(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     # The server counts 4 requests more than ours: another tool of the team. Background work
     # leaves the reserve to the web app: 14 go, the 15th waits for a slot of ours to free.
@@ -242,7 +241,7 @@ async def test_another_tools_usage_on_the_server_takes_background_works_room(
 
 @pytest.mark.parametrize("priority", ["interactive", "background"])
 async def test_a_cancelled_waiter_gives_its_place_back(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     check: aioredis.Redis,
     priority: Priority,
 ) -> None:
@@ -276,7 +275,7 @@ async def test_a_cancelled_waiter_gives_its_place_back(
 
 
 async def test_a_slot_granted_to_a_caller_that_gave_up_goes_to_the_next(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     key = "prio:granted-then-cancelled"
     async with (
@@ -299,7 +298,7 @@ async def test_a_slot_granted_to_a_caller_that_gave_up_goes_to_the_next(
         await b.release(ticket, sent=True, status=200)
 
 
-async def test_background_grants_are_paced_over_the_window(redis_url: str) -> None:  # noqa: F811
+async def test_background_grants_are_paced_over_the_window(redis_url: str) -> None:
     async with RedisRateLimiter(
         redis_url, limits=[(10, 1.0)], key="prio:paced", reserve=0.2
     ) as limiter:
@@ -319,7 +318,7 @@ async def test_background_grants_are_paced_over_the_window(redis_url: str) -> No
     assert granted[-1] - granted[0] < gap * 5 + 0.3
 
 
-async def test_waiters_are_woken_not_polling(redis_url: str, check: aioredis.Redis) -> None:  # noqa: F811
+async def test_waiters_are_woken_not_polling(redis_url: str, check: aioredis.Redis) -> None:
     key = "prio:round-trips"
     limits = [(20, 1.0)]
     limiters = [RedisRateLimiter(redis_url, limits=limits, key=key) for _ in range(3)]
@@ -382,7 +381,7 @@ def test_reserve_zero_turns_it_off() -> None:
 
 
 async def test_a_waiter_behind_requests_in_flight_is_woken_by_the_answer(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     key = "prio:blind"
     async with (
@@ -411,7 +410,7 @@ async def test_a_waiter_behind_requests_in_flight_is_woken_by_the_answer(
 
 
 async def test_the_readmes_sharing_example_runs(
-    redis_url: str,  # noqa: F811 - the module's redis-server fixture
+    redis_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from inbox_async import InboxClient
@@ -421,8 +420,7 @@ async def test_the_readmes_sharing_example_runs(
 
     body = readme_snippet("sharing.py").replace("redis://localhost:6379/0", redis_url)
     async with FakeInboxServer(token="test-token") as server:
-        list_id = server.create_list(columns=["custom_x"])
-        server.add_leads(list_id, ["1", "2", "3"])
+        list_id = seed_list(server, ["1", "2", "3"], ("custom_x",))
         monkeypatch.setenv("INBOX_API_TOKEN", "test-token")
         monkeypatch.setenv("INBOX_API_BASE_URL", server.url)
         namespace: dict[str, object] = {
@@ -447,7 +445,7 @@ async def test_the_readmes_sharing_example_runs(
 
 
 async def test_a_grant_missed_while_unsubscribed_is_caught_up_in_one_round_trip(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     check: aioredis.Redis,
 ) -> None:
     # Grants published while a process's subscription was down are lost; when it subscribes

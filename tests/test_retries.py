@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import socket
 import time
 
 import pytest
@@ -20,9 +19,7 @@ from inbox_async import (
 )
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, RecordingSleep, eventually
-
-UPDATE = {COL_COMPANY: "Acme"}
+from .conftest import LEADS, TOKEN, UPDATE, RecordingSleep, closed_port, eventually
 
 
 def _attempts(server: FakeInboxServer, method: str = "PATCH") -> int:
@@ -158,16 +155,10 @@ async def test_creating_an_import_job_is_not_retried_after_a_5xx_or_a_drop(
     assert sleep.delays == []
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_a_refused_connection_is_retried_even_for_an_import_job(
     sleep: RecordingSleep,
 ) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/api/v1"
+    url = f"http://127.0.0.1:{closed_port()}/api/v1"
     async with InboxClient(TOKEN, base_url=url, max_retries=2, sleep=sleep) as client:
         with pytest.raises(APIConnectionError) as info:
             await client.import_jobs.create_csv("abc", "platformId\n1\n", file_name="a.csv")

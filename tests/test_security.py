@@ -56,24 +56,24 @@ from inbox_async.bulk import LeadUpdate
 from inbox_async.cli._csv import FailureWriter, iter_rows, read_plan
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, COL_TITLE, LEADS, TOKEN, RecordingSleep
+from .conftest import (
+    COL_COMPANY,
+    COL_TITLE,
+    LEADS,
+    TOKEN,
+    UPDATE,
+    RecordingSleep,
+    closed_port,
+    seed_list,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-UPDATE = {COL_COMPANY: "Acme"}
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _secret() -> str:
     # Made at run time: a literal would show in tracebacks as source code, which proves nothing.
     return "sk_live_" + secrets.token_hex(16)
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the token -------------------------------------------------------------------------------
@@ -88,8 +88,7 @@ async def test_the_token_is_absent_from_debug_logs_reprs_errors_and_tracebacks(
     asyncio.get_running_loop().set_debug(True)
     caplog.set_level(logging.DEBUG)  # the root logger: aiohttp, asyncio and the SDK alike
     async with FakeInboxServer(token=secret) as server:
-        list_id = server.create_list(columns=[COL_COMPANY, COL_TITLE])
-        server.add_leads(list_id, LEADS)
+        list_id = seed_list(server, LEADS, (COL_COMPANY, COL_TITLE))
         sleep = RecordingSleep()
         client = InboxClient(
             secret, base_url=server.url, sleep=sleep, timeout=0.3, rate_limits=[(100, 1.0)]
@@ -131,7 +130,7 @@ async def test_the_token_is_absent_from_debug_logs_reprs_errors_and_tracebacks(
                 await intruder.prospects.lookup("1")
             except AuthenticationError as exc:
                 errors.append(exc)
-    refused = f"http://127.0.0.1:{_closed_port()}/api/v1"
+    refused = f"http://127.0.0.1:{closed_port()}/api/v1"
     async with InboxClient(secret, base_url=refused, sleep=sleep, max_retries=1) as offline:
         try:
             await offline.leads.update(list_id, LEADS[0], UPDATE)
@@ -184,8 +183,7 @@ async def test_tracebacks_with_local_variables_do_not_show_the_token(
     secret = _secret()
     errors: list[BaseException] = []
     async with FakeInboxServer(token=secret) as server:
-        list_id = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(list_id, LEADS)
+        list_id = seed_list(server, LEADS)
         server.add_fault(Fault.status(500), times=3)
         async with InboxClient(secret, base_url=server.url, sleep=sleep, max_retries=2) as c:
             with pytest.raises(InternalServerError) as retried:
@@ -228,8 +226,7 @@ async def test_nothing_is_sent_after_a_redirect_to_another_host(
 ) -> None:
     seen: list[str | None] = []
     async with FakeInboxServer(token=TOKEN, host=bind) as other:
-        list_id = other.create_list(columns=[COL_COMPANY])
-        other.add_leads(list_id, LEADS)
+        list_id = seed_list(other, LEADS)
         port = URL(other.origin).port
 
         async def redirect(request: web.BaseRequest) -> web.StreamResponse:
@@ -507,8 +504,7 @@ async def test_a_connection_error_chain_shows_no_token_even_with_locals(
     # (type and message) without them.
     secret = _secret()
     async with FakeInboxServer(token=secret) as server:
-        list_id = server.create_list(columns=[COL_COMPANY])
-        server.add_leads(list_id, LEADS)
+        list_id = seed_list(server, LEADS)
         server.add_fault(Fault.drop())
         async with InboxClient(secret, base_url=server.url, sleep=sleep, max_retries=0) as c:
             with pytest.raises(APIConnectionError) as info:

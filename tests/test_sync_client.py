@@ -28,7 +28,7 @@ from inbox_async import (
 from inbox_async.testing import FakeInboxServer, Fault
 from inbox_async.testing.pytest_plugin import no_sleep
 
-from .conftest import COL_COMPANY, LEADS, TOKEN, assert_no_secret
+from .conftest import COL_COMPANY, LEADS, TOKEN, assert_no_secret, lead_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 THREAD = "inbox-async-sync"
@@ -196,7 +196,7 @@ def test_a_constructor_error_starts_no_thread(fake: FakeInboxServer) -> None:
 
 def test_32_threads_share_one_client_and_one_loop_thread(fake: FakeInboxServer) -> None:
     list_id = fake.create_list([COL_COMPANY])
-    ids = [str(1000 + i) for i in range(640)]
+    ids = lead_ids(640, 1000)
     fake.add_leads(list_id, ids)
     fake.set_latency(0.005)  # long enough for the calls to overlap on the server
     before = len(loop_threads())
