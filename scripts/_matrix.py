@@ -15,7 +15,8 @@ Environment:
   INBOX_PYTHONS_STRICT=1    a version of the matrix that is not found fails the run (CI sets it)
   INBOX_JOBS=N              at most N pytest runs at once (default: 2)
   INBOX_MATRIX_FULL=1       every interpreter runs every test; by default the others than
-                            .venv's leave out the tests marked slow (unless -m is given)
+                            .venv's leave out the tests marked slow, except those also marked
+                            matrix (unless -m is given)
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from pathlib import Path
 MATRIX = ("3.10", "3.11", "3.12", "3.13")
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_VENV = ROOT / ".venv"
+# What the interpreters other than .venv's run, unless INBOX_MATRIX_FULL=1 or -m is given.
+NOT_SLOW = "not slow or matrix"
 _PROBE = "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"
 # pytest's closing line, with or without its ===== (-q leaves them out).
 _SUMMARY = re.compile(
@@ -153,8 +156,9 @@ def run_one(version: str, python: str | None, args: list[str], alone: bool, dist
     if not dist and not _selects_markers(args) and os.environ.get("INBOX_MATRIX_FULL") != "1":
         # The other interpreters leave out the tests marked slow (subprocesses, fresh venvs,
         # long real-time waits): they cost most of a run's CPU, and four full runs at once do
-        # not fit CI's two cores in time. The interpreter of .venv runs every test.
-        command += ["-m", "not slow"]
+        # not fit CI's two cores in time. The interpreter of .venv runs every test; those
+        # marked matrix (behaviour that differs between versions) run everywhere.
+        command += ["-m", NOT_SLOW]
     if alone:
         # One interpreter: its output live, and --pdb or -x behave as with plain pytest.
         code = subprocess.run(command, cwd=ROOT, check=False).returncode

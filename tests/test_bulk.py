@@ -29,6 +29,7 @@ def bulk_list(server: FakeInboxServer) -> tuple[str, list[str]]:
     return list_id, ids
 
 
+@pytest.mark.slow
 async def test_faults_and_missing_leads_every_item_accounted_for(
     server: FakeInboxServer, sleep: RecordingSleep, bulk_list: tuple[str, list[str]]
 ) -> None:
@@ -55,6 +56,7 @@ async def test_faults_and_missing_leads_every_item_accounted_for(
     assert report.retries == server.status_counts[503]
 
 
+@pytest.mark.slow
 async def test_an_async_generator_is_consumed_as_workers_go(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]]
 ) -> None:
@@ -120,6 +122,7 @@ async def test_invalid_items_fail_alone_and_are_never_sent(
     assert len(server.requests) == 2
 
 
+@pytest.mark.slow
 async def test_progress_reports_counts_and_finishes_at_the_total(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]]
 ) -> None:
@@ -136,6 +139,7 @@ async def test_progress_reports_counts_and_finishes_at_the_total(
     assert any(0 < r.done < 300 and r.rate > 0 and r.eta is not None for r in reports[:-1])
 
 
+@pytest.mark.slow
 async def test_the_eta_counts_the_hour_window(server: FakeInboxServer) -> None:
     list_id = server.create_list(columns=[COL_COMPANY])
     ids = lead_ids(40)
@@ -196,6 +200,7 @@ async def test_the_eta_counts_the_reserve_and_the_pacing(
         assert run._eta(540, 0.0, client.rate_limit) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 async def test_cancelling_stops_promptly_and_leaves_nothing_behind(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]]
 ) -> None:
@@ -254,6 +259,7 @@ async def test_a_journal_makes_a_rerun_skip_what_was_applied(
     assert third.succeeded == 1
 
 
+@pytest.mark.slow
 async def test_rate_limit_waits_beyond_the_cap_fail_the_item_not_the_job(
     server: FakeInboxServer,
 ) -> None:

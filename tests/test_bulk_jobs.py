@@ -116,6 +116,7 @@ async def test_a_job_level_error_stops_the_job_and_the_rest_is_not_attempted(
     assert again.ok
 
 
+@pytest.mark.slow
 async def test_a_lead_missing_from_the_list_fails_alone(
     server: FakeInboxServer, sleep: RecordingSleep, big_list: tuple[str, list[str]]
 ) -> None:
@@ -129,6 +130,7 @@ async def test_a_lead_missing_from_the_list_fails_alone(
     assert report.succeeded == 200 and len(report.failed) == 40
 
 
+@pytest.mark.slow
 async def test_the_same_4xx_on_every_first_item_stops_the_job(
     server: FakeInboxServer, sleep: RecordingSleep, big_list: tuple[str, list[str]]
 ) -> None:
@@ -147,6 +149,7 @@ async def test_the_same_4xx_on_every_first_item_stops_the_job(
     assert report.not_attempted == len(ids) - len(report.failed)
 
 
+@pytest.mark.slow
 async def test_the_same_4xx_after_a_success_does_not_stop_the_job(
     server: FakeInboxServer, sleep: RecordingSleep, big_list: tuple[str, list[str]]
 ) -> None:
@@ -216,6 +219,7 @@ async def test_a_failure_keeps_at_most_2_kb(server: FakeInboxServer, sleep: Reco
 # -- 3. one bad item fails alone -------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_an_item_whose_id_cannot_even_be_shown_fails_alone(
     server: FakeInboxServer, sleep: RecordingSleep, big_list: tuple[str, list[str]]
 ) -> None:

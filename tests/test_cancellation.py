@@ -111,6 +111,8 @@ async def _accounting_is_right_and_the_next_call_works(phase: Phase) -> None:
     assert client.rate_limit.in_flight == 0
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 @pytest.mark.parametrize("name", PHASES)
 async def test_cancelling_a_call_returns_within_100_ms_wherever_it_waits(
     fresh_server: FakeInboxServer, name: str
@@ -131,6 +133,8 @@ async def test_cancelling_a_call_returns_within_100_ms_wherever_it_waits(
         await _accounting_is_right_and_the_next_call_works(phase)
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 @pytest.mark.parametrize("name", PHASES)
 async def test_a_deadline_around_a_call_fires_on_time_wherever_it_waits(
     fresh_server: FakeInboxServer, name: str
@@ -150,6 +154,8 @@ async def test_a_deadline_around_a_call_fires_on_time_wherever_it_waits(
         await _accounting_is_right_and_the_next_call_works(phase)
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 async def test_many_waiters_cancelled_at_the_gate_leave_no_trace(
     fresh_server: FakeInboxServer,
 ) -> None:
@@ -188,6 +194,7 @@ async def test_a_slot_granted_as_its_waiter_is_cancelled_is_handed_back() -> Non
     assert limiter.snapshot().in_flight == 1
 
 
+@pytest.mark.slow
 async def test_a_waiter_cancelled_in_a_full_window_does_not_delay_the_next_one(
     fresh_server: FakeInboxServer,
 ) -> None:

@@ -65,6 +65,7 @@ async def test_using_a_closed_client_is_a_clear_error(
     assert server.requests == []
 
 
+@pytest.mark.slow
 async def test_one_client_serves_thousands_of_concurrent_tasks_on_one_session(
     client: InboxClient, server: FakeInboxServer, list_id: str
 ) -> None:

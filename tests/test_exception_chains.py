@@ -111,6 +111,8 @@ PATHS = [
 ]
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 @pytest.mark.parametrize("path", PATHS)
 async def test_no_error_path_shows_the_token_or_a_header_value(
     path: str, sleep: RecordingSleep, tls_base_url: str
@@ -313,6 +315,7 @@ async def _slow_lead(request: web.Request) -> web.StreamResponse:
     return web.json_response({"prospect": {}, "context": {}, "data": {}})
 
 
+@pytest.mark.slow
 async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
     sleep: RecordingSleep,
 ) -> None:
@@ -334,6 +337,7 @@ async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
         assert c.rate_limit.in_flight == 0
 
 
+@pytest.mark.slow
 async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_time(
     sleep: RecordingSleep,
 ) -> None:
@@ -362,6 +366,7 @@ async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_
         assert c.stats.attempts == 2
 
 
+@pytest.mark.slow
 async def test_a_pool_wait_timeout_is_retried_even_for_an_import_job(
     sleep: RecordingSleep,
 ) -> None:
@@ -392,6 +397,8 @@ async def test_a_pool_wait_timeout_is_retried_even_for_an_import_job(
         assert c.stats.attempts == 2  # the busy call and the import job's one real attempt
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 async def test_a_deadline_around_a_retried_call_ends_it_on_time_with_the_books_balanced(
     server: FakeInboxServer, list_id: str, sleep: RecordingSleep
 ) -> None:

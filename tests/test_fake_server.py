@@ -609,6 +609,7 @@ async def test_unusual_bodies(
 # -- rate limiting --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_rate_limit_sliding_window(http: aiohttp.ClientSession) -> None:
     async with FakeInboxServer(rate_limits=[(5, 0.5)]) as server:
         url = f"{server.url}/prospects/lookup?platformId=1"
@@ -880,6 +881,7 @@ async def test_in_flight_counts_concurrent_requests(
 # -- command line -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_command_line_server_answers_and_stops_on_sigterm() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "inbox_async.testing", "--port", "0", "--demo-list", "3",

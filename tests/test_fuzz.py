@@ -272,6 +272,8 @@ FUZZ = settings(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 @FUZZ
 @given(reply=REPLIES, call=CALLS)
 @example(reply=Reply(200, _nested(5000)), call="update")
@@ -388,6 +390,7 @@ def _drop_field(doc: Any, path: tuple[str | int, ...]) -> None:
     del node[path[last]]
 
 
+@pytest.mark.slow
 @FUZZ
 @given(path=st.sampled_from(PATHS), value=JSON_VALUES)
 async def test_a_wrong_type_in_one_optional_field_loses_only_that_field(

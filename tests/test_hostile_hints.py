@@ -240,6 +240,7 @@ async def test_after_a_hostile_header_a_call_succeeds_within_65_s(
     assert server.requests == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "first",
     [(429, {"Retry-After": "1e12"}), (200, _budget_headers(0, "ms"))],
@@ -332,6 +333,7 @@ async def test_a_probe_handed_back_unsent_lets_another_go(clock: Clock) -> None:
 # -- a wait the limiter can tell is told at once, and truthfully -------------------------------
 
 
+@pytest.mark.slow
 async def test_5000_callers_behind_a_full_hour_window_are_told_at_once(clock: Clock) -> None:
     limiter = RateLimiter([(10_000, 3600.0)])
     answered: list[float] = []
@@ -414,6 +416,7 @@ async def test_a_waiter_that_reaches_max_wait_reports_the_real_wait() -> None:
     assert info.value.retry_after is not None and 99 < info.value.retry_after <= 100
 
 
+@pytest.mark.slow
 async def test_thousands_of_calls_through_a_client_behind_a_full_hour_window() -> None:
     server = HostileThenNormal((200, _budget_headers(99, str(int(time.time() + 60)))))
     async with (

@@ -116,6 +116,7 @@ def _run_with(value: str | None) -> subprocess.CompletedProcess[str]:
 _REQUEST_LINE = re.compile(r"inbox_async DEBUG\] PATCH /lists/\S+/leads/1 -> 200 in [\d.]+ ms")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["debug", " Debug "])
 def test_inbox_log_debug_shows_each_request_on_stderr(value: str) -> None:
     proc = _run_with(value)
@@ -124,18 +125,21 @@ def test_inbox_log_debug_shows_each_request_on_stderr(value: str) -> None:
     assert _REQUEST_LINE.search(proc.stderr), proc.stderr
 
 
+@pytest.mark.slow
 def test_inbox_log_info_leaves_out_the_debug_lines() -> None:
     proc = _run_with("info")
     assert proc.returncode == 0, proc.stderr
     assert "DEBUG" not in proc.stderr and "PATCH" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_without_inbox_log_nothing_is_printed() -> None:
     proc = _run_with(None)
     assert proc.returncode == 0, proc.stderr
     assert (proc.stdout, proc.stderr) == ("done\n", "")
 
 
+@pytest.mark.slow
 def test_an_unknown_inbox_log_is_said_once_and_ignored() -> None:
     proc = _run_with("verbose")
     assert proc.returncode == 0, proc.stderr
@@ -143,6 +147,7 @@ def test_an_unknown_inbox_log_is_said_once_and_ignored() -> None:
     assert proc.stderr == "inbox_async: ignoring INBOX_LOG='verbose': expected debug or info\n"
 
 
+@pytest.mark.slow
 def test_a_huge_inbox_log_is_shown_capped() -> None:
     proc = _run_with("x" * 10_000)
     assert proc.returncode == 0, proc.stderr

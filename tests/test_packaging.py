@@ -78,6 +78,7 @@ def test_the_project_urls_are_there() -> None:
     assert all(url.startswith("https://") for url in urls.values())
 
 
+@pytest.mark.slow
 def test_python_dash_m_inbox_async_is_the_cli() -> None:
     out = _run(sys.executable, "-m", "inbox_async", "--version")
     assert out == f"inbox-async {inbox_async.__version__}\n"
@@ -200,6 +201,7 @@ def _executable(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_the_matrix_passes_over_a_broken_shim_to_a_working_interpreter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

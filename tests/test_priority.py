@@ -246,6 +246,7 @@ def test_background_stops_at_the_reserve_of_every_window(clock: Clock) -> None:
     assert not limiter.try_acquire("background")
 
 
+@pytest.mark.slow
 def test_interactive_calls_succeed_once_background_work_has_used_its_share_of_the_day(
     clock: Clock,
 ) -> None:
@@ -335,6 +336,7 @@ def test_a_remaining_whose_reset_has_passed_lets_one_request_a_second_through(
     assert 4 <= sent <= 5  # one a second, not the lot
 
 
+@pytest.mark.slow
 async def test_a_background_waiter_is_woken_when_the_server_reading_ages_out() -> None:
     # On the real clock: the limiter's own timer must wake the waiter.
     limiter = RateLimiter(None, reserve=0.1, probe_interval=0.2)
@@ -469,6 +471,7 @@ def test_the_others_estimate_is_replaced_by_each_reading(clock: Clock) -> None:
 # -- pacing --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_background_grants_are_paced_over_the_shortest_window(clock: Clock) -> None:
     limiter = RateLimiter([(300, 60.0), (10_000, 3600.0)], reserve=0.1)
     gap = 60.0 / 270
@@ -635,6 +638,7 @@ async def test_each_call_carries_its_priority_to_the_limiter(server: FakeInboxSe
     assert recorder.priorities == ["background", "interactive", "background"]
 
 
+@pytest.mark.slow
 async def test_a_bulk_job_leaves_interactive_calls_beside_it_fast(
     server: FakeInboxServer,
 ) -> None:

@@ -223,6 +223,7 @@ PROXY_PASSWORD = "proxy-password-0123456789"
 PROXY_BASIC = base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("connect_status", [407, 502])
 async def test_proxy_credentials_never_show_in_errors(
     monkeypatch: pytest.MonkeyPatch, connect_status: int

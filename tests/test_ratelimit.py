@@ -87,6 +87,7 @@ async def test_not_told_the_limits_it_learns_them_from_the_headers() -> None:
     assert server.status_counts[429] <= 16
 
 
+@pytest.mark.slow
 async def test_a_429_closes_one_gate_for_every_caller() -> None:
     async with FakeInboxServer(token=TOKEN) as server:
         list_id = _seed(server)
@@ -157,6 +158,7 @@ async def test_one_limiter_shared_by_two_clients_shares_the_budget() -> None:
     assert server.status_counts[200] == 16
 
 
+@pytest.mark.slow
 async def test_snapshot_and_throttle_hook() -> None:
     events: list[ThrottleEvent] = []
     async with FakeInboxServer(token=TOKEN, rate_limits=[(100, 60.0)]) as server:
@@ -202,6 +204,7 @@ async def test_a_request_that_never_left_gives_its_slot_back_at_once() -> None:
     await asyncio.wait_for(limiter.acquire(max_wait=1), 0.5)
 
 
+@pytest.mark.slow
 async def test_no_start_up_burst_beyond_the_window() -> None:
     limiter = RateLimiter([(5, 0.5)])
     loop = asyncio.get_running_loop()

@@ -73,6 +73,7 @@ async def test_retries_taken_counts_the_failed_attempts(
     assert [r.status for r in server.requests] == [503, 503, 200]
 
 
+@pytest.mark.slow
 async def test_elapsed_is_the_final_attempt_only(server: FakeInboxServer, list_id: str) -> None:
     # The first attempt runs into its timeout; the retry is answered at once. `elapsed` covers
     # the retry only, which cannot have taken longer than an attempt may.

@@ -64,6 +64,7 @@ def demo() -> Iterator[dict[str, str]]:
         proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_the_readme_shows_what_the_demo_server_prints(demo: dict[str, str]) -> None:
     shown = _key_values(readme_snippet("demo-output"))
     assert shown.keys() == demo.keys()
@@ -103,6 +104,7 @@ def _run_snippet(name: str, demo: dict[str, str], tmp_path: Path) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_the_quickstart_runs_against_the_demo_server(demo: dict[str, str], tmp_path: Path) -> None:
     out = _run_snippet("quickstart.py", demo, tmp_path)
     assert out.startswith("user44196397 ")
@@ -117,6 +119,7 @@ def test_the_blocking_quickstart_runs_against_the_demo_server(
     assert out == "{'custom_q5cktl47a6pqa74eu06fz89v': 'Acme Corp'} 20 []\n"
 
 
+@pytest.mark.slow
 def test_the_raw_response_example_runs_against_the_demo_server(
     demo: dict[str, str], tmp_path: Path
 ) -> None:

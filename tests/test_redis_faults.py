@@ -118,6 +118,7 @@ async def test_a_paused_redis_fails_the_call_within_seconds_and_recovers(
     assert len(server.requests) == sent + 1
 
 
+@pytest.mark.slow
 async def test_a_new_limiter_on_a_paused_redis_fails_within_its_redis_timeout(
     redis_proc: RedisProcess,
 ) -> None:
@@ -137,6 +138,7 @@ async def test_a_new_limiter_on_a_paused_redis_fails_within_its_redis_timeout(
     assert took < 4
 
 
+@pytest.mark.slow
 async def test_a_borrowed_client_without_timeouts_is_bounded_too(redis_proc: RedisProcess) -> None:
     borrowed = aioredis.Redis(
         host="127.0.0.1", port=redis_proc.port, socket_timeout=None, socket_connect_timeout=None
@@ -159,6 +161,7 @@ async def test_a_borrowed_client_without_timeouts_is_bounded_too(redis_proc: Red
         await borrowed.aclose()
 
 
+@pytest.mark.slow
 async def test_release_on_a_paused_redis_returns_and_logs(
     redis_proc: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -183,6 +186,7 @@ async def test_release_on_a_paused_redis_returns_and_logs(
         await limiter.release(ticket, sent=False)
 
 
+@pytest.mark.slow
 async def test_a_response_is_returned_though_redis_stalls_while_it_is_on_the_wire(
     redis_proc: RedisProcess, api: tuple[FakeInboxServer, str]
 ) -> None:
@@ -210,6 +214,7 @@ async def test_a_response_is_returned_though_redis_stalls_while_it_is_on_the_wir
 # -- refused, misconfigured --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_refused_redis_fails_fast_without_retries(
     api: tuple[FakeInboxServer, str],
 ) -> None:
@@ -230,6 +235,7 @@ async def test_a_refused_redis_fails_fast_without_retries(
     assert_no_secret(exc, PASSWORD)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("userinfo", "db", "says"),
     [
@@ -272,6 +278,7 @@ async def test_a_password_in_the_url_query_shows_nowhere(auth_redis: RedisProces
     assert_no_secret(exc, WRONG)
 
 
+@pytest.mark.slow
 async def test_a_paused_redis_with_a_password_leaks_it_nowhere(auth_redis: RedisProcess) -> None:
     async with RedisRateLimiter(
         auth_redis.url(f":{PASSWORD}"), limits=[(5, 1.0)], key="t:auth-paused", redis_timeout=1
@@ -288,6 +295,7 @@ async def test_a_paused_redis_with_a_password_leaks_it_nowhere(auth_redis: Redis
     assert_no_secret(exc, PASSWORD)
 
 
+@pytest.mark.slow
 async def test_a_borrowed_client_with_a_wrong_password_leaks_it_nowhere(
     auth_redis: RedisProcess,
 ) -> None:

@@ -134,6 +134,7 @@ async def test_a_hostile_retry_after_keeps_the_gate_key_to_a_day(
     assert 0 < ttl <= DAY * 1000
 
 
+@pytest.mark.slow
 async def test_a_2xx_probe_reopens_the_gate_for_every_process(redis_url: str) -> None:
     key = "test:probe-reopens"
     async with (
@@ -181,6 +182,7 @@ async def test_the_callers_queued_in_this_process_count_in_the_wait(redis_url: s
             await tasks[0]
 
 
+@pytest.mark.slow
 async def test_after_a_hostile_429_a_client_on_redis_recovers(redis_url: str) -> None:
     from .conftest import tiny_server
     from .test_hostile_hints import HostileThenNormal

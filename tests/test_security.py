@@ -79,6 +79,8 @@ def _secret() -> str:
 # -- the token -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 async def test_the_token_is_absent_from_debug_logs_reprs_errors_and_tracebacks(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -336,6 +338,7 @@ PLATFORM_IDS = st.text(
 ).filter(lambda s: not s.isspace())
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

@@ -173,6 +173,8 @@ def _raised(call: Callable[[], object]) -> Exception:
     raise AssertionError("the call did not fail")
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 def test_errors_carry_no_secret(fake: FakeInboxServer, list_id: str) -> None:
     # Globals, not locals: the lambdas' frames are rendered with their locals.
     with SyncInboxClient(SECRET, base_url=fake.url) as client:
@@ -194,6 +196,7 @@ def test_a_constructor_error_starts_no_thread(fake: FakeInboxServer) -> None:
 # -- threads and loops ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_32_threads_share_one_client_and_one_loop_thread(fake: FakeInboxServer) -> None:
     list_id = fake.create_list([COL_COMPANY])
     ids = lead_ids(640, 1000)
@@ -326,6 +329,7 @@ def test_close_while_a_call_runs_in_another_thread(fake: FakeInboxServer, list_i
 # -- bulk ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bulk_update_blocks_and_returns_the_report(
     fake: FakeInboxServer, list_id: str, client: SyncInboxClient
 ) -> None:
@@ -342,6 +346,7 @@ def test_bulk_update_blocks_and_returns_the_report(
     assert threads == {THREAD}  # documented: callbacks run on the client's loop thread
 
 
+@pytest.mark.slow
 def test_bulk_update_stream_is_a_with_block_and_an_iterator(
     fake: FakeInboxServer, list_id: str, client: SyncInboxClient
 ) -> None:
@@ -483,6 +488,8 @@ def test_with_options_shares_the_loop_thread_and_closes_alone(
         again.leads.update(list_id, LEADS[0], {COL_COMPANY: "d"})
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 def test_with_options_errors_carry_no_secret(client: SyncInboxClient) -> None:
     error = _raised(lambda: client.with_options(default_headers={"X-Key": SECRET + "\n"}))
     assert type(error) is ValueError

@@ -140,6 +140,7 @@ async def test_the_shared_client_keeps_one_pool_of_at_most_100_connections(
     assert client.stats.calls == LOAD
 
 
+@pytest.mark.slow
 async def test_sdk_errors_become_http_answers_the_caller_can_act_on(
     server: FakeInboxServer,
     list_id: str,
