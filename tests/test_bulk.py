@@ -82,6 +82,7 @@ async def test_an_async_generator_is_consumed_as_workers_go(
     assert server.max_in_flight <= 8
 
 
+@pytest.mark.slow
 async def test_the_stream_yields_one_outcome_per_item(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]]
 ) -> None:
@@ -103,6 +104,7 @@ async def test_the_stream_yields_one_outcome_per_item(
     assert stream.report.succeeded == 50 and len(stream.report.failed) == 1
 
 
+@pytest.mark.slow
 async def test_invalid_items_fail_alone_and_are_never_sent(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]]
 ) -> None:
@@ -222,6 +224,7 @@ async def test_cancelling_stops_promptly_and_leaves_nothing_behind(
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
+@pytest.mark.slow
 async def test_an_input_error_finishes_in_flight_work_then_raises(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]]
 ) -> None:
@@ -237,6 +240,7 @@ async def test_an_input_error_finishes_in_flight_work_then_raises(
     assert all(server.lead_data(list_id, pid) == {COL_COMPANY: "before"} for pid in ids[:5])
 
 
+@pytest.mark.slow
 async def test_a_journal_makes_a_rerun_skip_what_was_applied(
     client: InboxClient, server: FakeInboxServer, bulk_list: tuple[str, list[str]], tmp_path: Path
 ) -> None:

@@ -246,6 +246,7 @@ async def test_an_item_whose_id_cannot_even_be_shown_fails_alone(
 # -- 4. one lead's updates in input order ---------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_same_lead_twice_ends_with_the_last_value(
     server: FakeInboxServer, sleep: RecordingSleep, big_list: tuple[str, list[str]]
 ) -> None:
@@ -267,6 +268,7 @@ async def test_the_same_lead_twice_ends_with_the_last_value(
 # -- 5. nothing to set, nothing sent ---------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_an_item_with_nothing_to_set_is_skipped_not_sent(
     server: FakeInboxServer, sleep: RecordingSleep, big_list: tuple[str, list[str]]
 ) -> None:

@@ -145,6 +145,7 @@ async def test_the_token_is_absent_from_error_strings_and_tracebacks(
     assert secret not in str(info.value.headers)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunked", [False, True])
 async def test_a_huge_response_body_is_refused_not_read_into_memory(chunked: bool) -> None:
     from inbox_async import APIResponseValidationError

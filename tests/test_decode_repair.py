@@ -176,6 +176,7 @@ def test_the_repair_reads_the_body_a_bounded_number_of_times(work: Counter[str],
     assert work["bytes"] <= 12 * len(body), work["bytes"] / len(body)
 
 
+@pytest.mark.slow
 def test_a_page_with_a_hundred_bad_items_costs_a_few_clean_decodes() -> None:
     size = 5000
     clean, dirty = _page(size, 0), _page(size, 100)

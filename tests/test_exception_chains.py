@@ -195,6 +195,8 @@ def _construct(options: _Hidden) -> BaseException:
     raise AssertionError("the options were accepted")
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 @pytest.mark.parametrize(
     "bad",
     [
@@ -226,6 +228,8 @@ def test_a_constructor_error_renders_with_locals_and_shows_no_secret(
             assert secret not in text, f"a secret shows in {what}"
 
 
+@pytest.mark.slow
+@pytest.mark.matrix
 @pytest.mark.parametrize(
     "bad", [{"limits": []}, {"key": ""}, {"redis_timeout": -1}, {"gate_jitter": "x"}]
 )

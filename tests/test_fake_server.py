@@ -266,6 +266,7 @@ async def test_lead_batch_validation(
     assert fake.has_lead(list_id, LEAD)
 
 
+@pytest.mark.slow
 async def test_lead_batch_limits_are_inclusive(
     fake: FakeInboxServer, http: aiohttp.ClientSession, list_id: str
 ) -> None:

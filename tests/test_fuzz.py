@@ -420,6 +420,7 @@ async def test_a_wrong_type_in_one_optional_field_loses_only_that_field(
 # -- huge bodies -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_huge_lead_decodes_and_a_huge_error_is_summarised(fuzz: FuzzServer) -> None:
     big = "x" * (8 * 2**20)
     doc = copy.deepcopy(SEED)

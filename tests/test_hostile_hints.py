@@ -211,6 +211,7 @@ def _materialise(answer: tuple[int, dict[str, str]]) -> tuple[int, dict[str, str
     return status, headers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "first", _first_answers(), ids=[f"{s}-{list(h.values())[-1]}" for s, h in _first_answers()]
 )

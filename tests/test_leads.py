@@ -112,6 +112,7 @@ async def test_path_parameters_cannot_change_the_endpoint(
     assert server.requests[-1].query == ""
 
 
+@pytest.mark.slow
 async def test_add_splits_into_requests_of_2000_and_merges(
     client: InboxClient, server: FakeInboxServer, list_id: str
 ) -> None:
@@ -127,6 +128,7 @@ async def test_add_splits_into_requests_of_2000_and_merges(
     assert all(server.has_lead(list_id, pid) for pid in new_ids)
 
 
+@pytest.mark.slow
 async def test_remove_splits_and_sums(
     client: InboxClient, server: FakeInboxServer, list_id: str
 ) -> None:

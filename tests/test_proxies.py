@@ -243,6 +243,7 @@ async def test_proxy_credentials_never_show_in_errors(
     assert_no_secret(caught.value, PROXY_PASSWORD, PROXY_BASIC, PROXY_USER, TOKEN)
 
 
+@pytest.mark.slow
 async def test_proxy_credentials_never_show_when_the_proxy_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

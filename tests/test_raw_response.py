@@ -195,6 +195,7 @@ async def test_prospect_get_and_update_context_raw(
     assert missing.url.endswith("/prospects/lookup?platformId=999999999")
 
 
+@pytest.mark.slow
 async def test_raw_add_and_remove_send_exactly_one_request(
     client: InboxClient, server: FakeInboxServer, list_id: str
 ) -> None:

@@ -268,6 +268,7 @@ async def test_auth_and_configuration_errors_fail_at_once_and_name_the_url_witho
     assert_no_secret(exc, WRONG, PASSWORD, ODD, quote(ODD, safe=""), quote(ODD))
 
 
+@pytest.mark.slow
 async def test_a_password_in_the_url_query_shows_nowhere(auth_redis: RedisProcess) -> None:
     # redis-py takes any query option as a keyword, password= included.
     url = f"redis://127.0.0.1:{auth_redis.port}/0?password={WRONG}"
