@@ -36,6 +36,7 @@ from .conftest import (
     RecordingSleep,
     assert_no_secret,
     closed_port,
+    eventually,
     renderings,
     seed_list,
     tiny_server,
@@ -171,7 +172,7 @@ async def test_no_error_path_shows_the_token_or_a_header_value(
             server.add_fault(Fault.delay(1.0))
             async with InboxClient(token, base_url=server.url, max_connections=1, **options) as c:
                 busy = asyncio.ensure_future(c.leads.update(list_id, LEADS[1], UPDATE))
-                await asyncio.sleep(0.1)
+                await eventually(lambda: server.in_flight == 1)  # the one connection is busy
                 exc = await _raised(
                     lambda: c.leads.update(list_id, LEADS[0], UPDATE, timeout=0.2, max_retries=0)
                 )
@@ -323,12 +324,19 @@ async def _slow_lead(request: web.Request) -> web.StreamResponse:
 async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
     sleep: RecordingSleep,
 ) -> None:
+    arrived = asyncio.Event()
+
+    async def slow_lead(request: web.Request) -> web.StreamResponse:
+        if "slow" in request.path:
+            arrived.set()  # the one connection is now busy for a second
+        return await _slow_lead(request)
+
     async with (
-        tiny_server(_slow_lead) as base_url,
+        tiny_server(slow_lead) as base_url,
         InboxClient("t", base_url=base_url, max_connections=1, sleep=sleep) as c,
     ):
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(arrived.wait(), 5)
         exc = await _raised(lambda: c.leads.update("abc", "1", UPDATE, timeout=0.3, max_retries=0))
         assert isinstance(exc, APITimeoutError)
         assert exc.request_sent is False
@@ -359,7 +367,7 @@ async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
         await asyncio.wait_for(arrived.wait(), 5)
         patient = asyncio.ensure_future(c.leads.update("abc", "1", UPDATE, timeout=5))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: c.rate_limit.in_flight == 2)  # it waits for the connection
         started = time.monotonic()
         exc = await _raised(lambda: c.leads.update("abc", "2", UPDATE, timeout=0.3, max_retries=0))
         assert isinstance(exc, APITimeoutError) and exc.request_sent is False
@@ -375,9 +383,11 @@ async def test_a_pool_wait_timeout_is_retried_even_for_an_import_job(
     sleep: RecordingSleep,
 ) -> None:
     posts: list[str] = []
+    arrived = asyncio.Event()
 
     async def handler(request: web.Request) -> web.StreamResponse:
         if "slow" in request.path:
+            arrived.set()  # the one connection is now busy for a second
             await asyncio.sleep(1.0)
             return web.json_response({"prospect": {}, "context": {}, "data": {}})
         posts.append(request.path)
@@ -388,7 +398,7 @@ async def test_a_pool_wait_timeout_is_retried_even_for_an_import_job(
         InboxClient("t", base_url=base_url, max_connections=1, max_retries=1, sleep=sleep) as c,
     ):
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(arrived.wait(), 5)
         # The first attempt waits 0.7 s for the busy connection and gives up without sending;
         # the retry gets the connection when the busy call ends, at about 1.0 s.
         job = await c.import_jobs.create_csv(

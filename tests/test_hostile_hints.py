@@ -14,7 +14,7 @@ from aiohttp import web
 
 from inbox_async import InboxClient, RateLimiter, RateLimitError
 
-from .conftest import COL_COMPANY, TOKEN, tiny_server
+from .conftest import COL_COMPANY, TOKEN, eventually, tiny_server
 
 DAY = 86_400.0
 LEAD_BODY = (Path(__file__).parent / "data" / "update-lead-response.json").read_bytes()
@@ -372,7 +372,7 @@ async def test_second_in_line_behind_a_request_in_flight_is_told_at_once() -> No
     await limiter.acquire(max_wait=1)
     # The first in line may get the slot at once, should the request come back unsent ...
     first = asyncio.ensure_future(limiter.acquire(max_wait=5))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: limiter.snapshot().waiting == 1)
     assert limiter.snapshot().waiting == 1
     # ... the second needs the slot the first will take, free a window after at the soonest.
     started = time.monotonic()
@@ -389,7 +389,7 @@ async def test_a_429_fails_the_waiters_it_delays_beyond_their_max_wait(clock: Cl
     limiter = RateLimiter([(1, 30.0)])
     assert limiter.try_acquire()  # in flight
     waiters = [asyncio.ensure_future(limiter.acquire(max_wait=20)) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: all(w.done() for w in waiters[1:]))
     assert limiter.snapshot().waiting == 1  # the slot after that one frees in 30 s at best
     assert all(w.done() for w in waiters[1:])
     limiter.release_nowait(None, sent=True, status=429, headers={"Retry-After": "3600"})
@@ -410,7 +410,7 @@ async def test_a_waiter_that_reaches_max_wait_reports_the_real_wait() -> None:
     ticket = await limiter.acquire(max_wait=1)
     # First in line behind a request in flight: it may come back unsent, so the waiter waits.
     waiter = asyncio.ensure_future(limiter.acquire(max_wait=0.3))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: limiter.snapshot().waiting == 1)
     limiter.release_nowait(ticket, sent=True)  # it was sent: the slot frees in 100 s
     with pytest.raises(RateLimitError) as info:
         await waiter
@@ -450,7 +450,7 @@ async def test_the_limiters_own_retry_after_is_capped_at_its_longest_hold() -> N
     assert limiter.try_acquire()
     limiter.release_nowait(None, sent=True)
     first = asyncio.ensure_future(limiter.acquire(max_wait=60_000))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: limiter.snapshot().waiting == 1)
     with pytest.raises(RateLimitError) as info:
         await limiter.acquire(max_wait=1)  # second in line: two rounds of the window away
     assert info.value.retry_after == DAY
@@ -463,7 +463,7 @@ async def test_a_spent_budget_fails_the_waiters_it_delays_beyond_their_max_wait(
     limiter = RateLimiter([(1, 30.0)])
     assert limiter.try_acquire()  # in flight
     waiter = asyncio.ensure_future(limiter.acquire(max_wait=50))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: limiter.snapshot().waiting == 1)
     assert limiter.snapshot().waiting == 1
     started = time.monotonic()
     # Its answer says the team's budget is spent for the next hour (someone else spends it).

@@ -223,7 +223,7 @@ def test_a_second_loop_is_refused_at_once_even_while_the_first_has_callers_at_th
             await client.leads.update(list_id, LEADS[0], UPDATE, max_retries=0)
         # A caller waits on the gate when this loop stops: the loop's timer stays behind.
         waiter = asyncio.ensure_future(client.leads.update(list_id, LEADS[1], UPDATE))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: client.rate_limit.waiting == 1)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter

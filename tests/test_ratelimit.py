@@ -95,7 +95,7 @@ async def test_a_429_closes_one_gate_for_every_caller() -> None:
         async with InboxClient(TOKEN, base_url=server.url, rate_limits=None) as client:
             first = asyncio.create_task(client.leads.update(list_id, IDS[0], {COL_COMPANY: "a"}))
             await eventually(lambda: bool(server.requests))
-            await asyncio.sleep(0.05)  # the 429 has been answered and seen
+            await eventually(lambda: client.rate_limit.gate_closed)  # the 429 is seen
             assert client.rate_limit.gate_closed
             others = [client.leads.update(list_id, pid, {COL_COMPANY: "b"}) for pid in IDS[1:11]]
             await asyncio.gather(first, *others)
@@ -183,7 +183,7 @@ async def test_a_cancelled_waiter_does_not_keep_a_slot() -> None:
     limiter = RateLimiter([(1, 0.3)])
     await limiter.acquire(max_wait=10)
     waiter = asyncio.create_task(limiter.acquire(max_wait=10))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: limiter.snapshot().waiting == 1)
     assert limiter.snapshot().waiting == 1
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -306,7 +306,8 @@ def test_a_limiter_kept_across_event_loops_still_wakes_its_waiters() -> None:
         assert limiter.try_acquire()
         limiter.release_nowait(None, sent=True)  # the window is full for 0.3 s
         waiter = asyncio.ensure_future(limiter.acquire(max_wait=5))
-        await asyncio.sleep(0.01)  # it waits, on a timer of this loop
+        # It waits, on a timer of this loop.
+        await eventually(lambda: limiter.snapshot().waiting == 1)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
