@@ -313,30 +313,30 @@ async def test_a_redirect_is_not_followed_and_not_retried(
 # -- timeouts and the connection pool -------------------------------------------------------
 
 
-async def _slow_lead(request: web.Request) -> web.StreamResponse:
-    """Answers an update at once, but takes a second over the lead "slow"."""
-    if "slow" in request.path:
-        await asyncio.sleep(1.0)
-    return web.json_response({"prospect": {}, "context": {}, "data": {}})
+class _SlowLead:
+    """Answers an update at once, but takes a second over the lead "slow" (and says it began)."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if "slow" in request.path:
+            self.arrived.set()  # the one connection is now busy for a second
+            await asyncio.sleep(1.0)
+        return web.json_response({"prospect": {}, "context": {}, "data": {}})
 
 
 @pytest.mark.slow
 async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
     sleep: RecordingSleep,
 ) -> None:
-    arrived = asyncio.Event()
-
-    async def slow_lead(request: web.Request) -> web.StreamResponse:
-        if "slow" in request.path:
-            arrived.set()  # the one connection is now busy for a second
-        return await _slow_lead(request)
-
+    slow_lead = _SlowLead()
     async with (
-        tiny_server(slow_lead) as base_url,
+        tiny_server(slow_lead.handle) as base_url,
         InboxClient("t", base_url=base_url, max_connections=1, sleep=sleep) as c,
     ):
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
-        await asyncio.wait_for(arrived.wait(), 5)
+        await asyncio.wait_for(slow_lead.arrived.wait(), 5)
         exc = await _raised(lambda: c.leads.update("abc", "1", UPDATE, timeout=0.3, max_retries=0))
         assert isinstance(exc, APITimeoutError)
         assert exc.request_sent is False
@@ -353,19 +353,13 @@ async def test_a_pool_wait_that_times_out_was_not_sent_and_costs_no_slot(
 async def test_pool_waiters_with_shorter_timeouts_behind_longer_ones_give_up_on_time(
     sleep: RecordingSleep,
 ) -> None:
-    arrived = asyncio.Event()
-
-    async def slow_lead(request: web.Request) -> web.StreamResponse:
-        if "slow" in request.path:
-            arrived.set()  # the one connection is now busy for a second
-        return await _slow_lead(request)
-
+    slow_lead = _SlowLead()
     async with (
-        tiny_server(slow_lead) as base_url,
+        tiny_server(slow_lead.handle) as base_url,
         InboxClient("t", base_url=base_url, max_connections=1, sleep=sleep) as c,
     ):
         busy = asyncio.ensure_future(c.leads.update("abc", "slow", UPDATE))
-        await asyncio.wait_for(arrived.wait(), 5)
+        await asyncio.wait_for(slow_lead.arrived.wait(), 5)
         patient = asyncio.ensure_future(c.leads.update("abc", "1", UPDATE, timeout=5))
         await eventually(lambda: c.rate_limit.in_flight == 2)  # it waits for the connection
         started = time.monotonic()
