@@ -88,6 +88,7 @@ async def _run_script(tmp_path: Path, scenario: str) -> tuple[int, str, str, str
     return proc.returncode, out.decode(), err.decode(), f"{script}:{line}"
 
 
+@pytest.mark.matrix
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "scenario",
@@ -110,6 +111,7 @@ async def test_a_forgotten_client_warns_where_it_was_made_and_exits_cleanly(
         assert bad not in err.replace("ResourceWarning", ""), f"{bad!r} at exit:\n{err}"
 
 
+@pytest.mark.matrix
 @pytest.mark.slow
 async def test_a_closed_client_leaves_nothing_behind_at_exit(tmp_path: Path) -> None:
     # -X dev shows every ResourceWarning and asyncio's debug complaints: there must be none.

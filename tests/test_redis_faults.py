@@ -268,6 +268,7 @@ async def test_auth_and_configuration_errors_fail_at_once_and_name_the_url_witho
     assert_no_secret(exc, WRONG, PASSWORD, ODD, quote(ODD, safe=""), quote(ODD))
 
 
+@pytest.mark.matrix
 @pytest.mark.slow
 async def test_a_password_in_the_url_query_shows_nowhere(auth_redis: RedisProcess) -> None:
     # redis-py takes any query option as a keyword, password= included.
@@ -279,6 +280,7 @@ async def test_a_password_in_the_url_query_shows_nowhere(auth_redis: RedisProces
     assert_no_secret(exc, WRONG)
 
 
+@pytest.mark.matrix
 @pytest.mark.slow
 async def test_a_paused_redis_with_a_password_leaks_it_nowhere(auth_redis: RedisProcess) -> None:
     async with RedisRateLimiter(
@@ -296,6 +298,7 @@ async def test_a_paused_redis_with_a_password_leaks_it_nowhere(auth_redis: Redis
     assert_no_secret(exc, PASSWORD)
 
 
+@pytest.mark.matrix
 @pytest.mark.slow
 async def test_a_borrowed_client_with_a_wrong_password_leaks_it_nowhere(
     auth_redis: RedisProcess,

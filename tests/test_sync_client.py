@@ -295,6 +295,7 @@ def test_close_ends_the_thread_is_idempotent_and_later_calls_raise(
     assert client.stats.calls == 1  # still readable
 
 
+@pytest.mark.matrix
 @pytest.mark.slow
 def test_a_client_dropped_unclosed_warns_and_ends_its_thread(
     fake: FakeInboxServer, list_id: str
