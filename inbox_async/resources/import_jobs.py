@@ -11,7 +11,13 @@ from .._constants import MAX_IMPORT_JOBS_PAGE
 from .._response import to_raw
 from .._types import Priority
 from .._validation import check_id
-from ..models.import_jobs import ColumnMapping, ImportJob, ImportJobPage
+from ..models.import_jobs import (
+    ColumnMapping,
+    CreateImportJobBody,
+    CsvImport,
+    ImportJob,
+    ImportJobPage,
+)
 from ._base import RawView, Resource
 
 __all__ = ["ImportJobIterator", "ImportJobs", "ImportJobsWithRawResponse"]
@@ -34,7 +40,7 @@ class ImportJobs(Resource):
         """The same methods, returning a `RawResponse` (status, headers, timing) each."""
         view = self._raw_view
         if view is None:
-            view = self._raw_view = ImportJobsWithRawResponse(self)
+            view = self._raw_view = ImportJobsWithRawResponse(self._raw_twin())
         return view  # type: ignore[no-any-return]
 
     def list(
@@ -139,15 +145,14 @@ class ImportJobs(Resource):
         if merge_strategy not in _MERGE_STRATEGIES:
             raise ValueError(f"merge_strategy must be one of {sorted(_MERGE_STRATEGIES)}")
         mapping = _check_mapping(column_mapping)
-        body = {
-            "data": {
-                "type": "csv",
-                "content": content,
-                "fileName": file_name,
-                "columnMapping": mapping,
-                "mergeStrategy": merge_strategy,
-            }
-        }
+        body = CreateImportJobBody(
+            CsvImport(
+                content=content,
+                file_name=file_name,
+                column_mapping=mapping,
+                merge_strategy=merge_strategy,
+            )
+        )
         return await self._request(
             "POST",
             f"/lists/{list_id}/import-jobs",
@@ -198,8 +203,8 @@ class ImportJobsWithRawResponse(RawView):
         "list": "it sends one request per page; use with_raw_response.list_page()",
     }
 
-    def __init__(self, import_jobs: ImportJobs) -> None:
-        raw = ImportJobs(import_jobs._client, raw=True)
+    def __init__(self, raw: ImportJobs) -> None:
+        """Wrap `raw`, an `ImportJobs` in raw mode."""
         self.list_page = to_raw(raw.list_page)
         """`ImportJobs.list_page`, returning the raw response."""
         self.create_csv = to_raw(raw.create_csv)
