@@ -225,7 +225,7 @@ class InboxClient:
         default_headers = None
         transport = self._transport.derive(dict(config.default_headers))
         derived = InboxClient.__new__(InboxClient)
-        derived._assemble(config, self._limiter, transport, self._retry)
+        InboxClient._assemble(derived, config, self._limiter, transport, self._retry)
         return derived
 
     @property

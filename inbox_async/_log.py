@@ -10,6 +10,7 @@ one that is never closed.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import sys
@@ -53,9 +54,9 @@ _PACKAGE_DIR: Final = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0]
 
 def caller_outside_package() -> str:
     """`file:line` of the first frame outside inbox_async: where the user called into it."""
-    frame = sys._getframe(1)
+    frame = inspect.currentframe()
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return "<unknown>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"

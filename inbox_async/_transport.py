@@ -176,21 +176,35 @@ class Transport:
     def derive(self, default_headers: dict[str, str]) -> Transport:
         """A transport with its own headers and counters on this one's pool, closed with it."""
         owner = self._owner or self
+        # The session comes from the owner on first use (open_session): one pool.
         child = Transport(
-            session=owner._session,
-            max_connections=owner._max_connections,
+            session=None,
+            max_connections=self._max_connections,
             default_headers=default_headers,
-            limiter=owner._limiter,
-            proxy=owner._proxy,
+            limiter=self._limiter,
+            proxy=self._proxy,
             owner=owner,
         )
+        owner.adopt(child)
+        return child
+
+    def adopt(self, child: Transport) -> None:
+        """Take on a derived transport: it runs on this one's loop, and is closed with it."""
         # One pool, one event loop: a derived client used on another loop fails as the
         # original would.
-        child._loop = owner._loop
-        if owner._closed:
-            child._closed = True
-        owner._derived.add(child)
-        return child
+        child.join(self._loop, closed=self._closed)
+        self._derived.add(child)
+
+    def join(self, loop: asyncio.AbstractEventLoop | None, *, closed: bool) -> None:
+        """Share the owner's event loop, and its closed state (see `adopt`)."""
+        self._loop = loop
+        if closed:
+            self.mark_closed()
+
+    def mark_closed(self) -> None:
+        """Fail every later call as closed: the owner's pool is gone (or going)."""
+        self._closed = True
+        self._session = None
 
     @property
     def closed(self) -> bool:
@@ -218,11 +232,12 @@ class Transport:
                 "this InboxClient is bound to another event loop; create one client per loop"
             )
 
-    def _open(self) -> aiohttp.ClientSession:
+    def open_session(self) -> aiohttp.ClientSession:
+        """The session, created on first use (a derived transport takes its owner's)."""
         self.check_usable()
         session = self._session
         if session is None and self._owner is not None:
-            session = self._session = self._owner._open()
+            session = self._session = self._owner.open_session()
         elif session is None:
             # Created here, inside the running loop, on first use: creating an aiohttp session
             # outside a loop binds it to the wrong one. aiohttp's own trust_env stays off: the
@@ -249,7 +264,7 @@ class Transport:
         # find the client closed meanwhile. A borrowed session closed by its owner shows up as
         # aiohttp's RuntimeError below, rather than costing a check on every attempt.
         if session is None or self._closed:
-            session = self._open()
+            session = self.open_session()
         extra_headers = self._per_request_headers
         if extra_headers is not None:
             # A session that is not ours has its own defaults: ours ride on each request.
@@ -414,8 +429,7 @@ class Transport:
         self._closed = True
         for child in list(self._derived):
             # Their pool goes with this one: they fail as closed, not on a closed session.
-            child._closed = True
-            child._session = None
+            child.mark_closed()
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
             await session.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import ClassVar, Final, TypeAlias
 
 from .._config import check_call_options
@@ -67,7 +67,7 @@ class ImportJobs(Resource):
         options = (timeout, max_retries, max_rate_limit_wait, priority)
         # Now, not at the first page: the iterator may be handed on before it is used.
         check_call_options(*options)
-        return ImportJobIterator(self, list_id, statuses, limit, options=options)
+        return ImportJobIterator(self._page, list_id, statuses, limit, options=options)
 
     async def list_page(
         self,
@@ -218,14 +218,17 @@ class ImportJobIterator:
 
     def __init__(
         self,
-        resource: ImportJobs,
+        fetch: Callable[
+            [str, builtins.list[str], str | None, int | None, _Options], Awaitable[ImportJobPage]
+        ],
         list_id: str,
         statuses: list[str],
         limit: int | None,
         *,
         options: _Options,
     ) -> None:
-        self._resource = resource
+        # The resource's page request: a bound method, so the iterator needs nothing else of it.
+        self._fetch = fetch
         self._list_id = list_id
         self._statuses = statuses
         self._limit = limit
@@ -238,7 +241,7 @@ class ImportJobIterator:
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            page = await self._resource._page(
+            page = await self._fetch(
                 self._list_id,
                 self._statuses,
                 cursor,
