@@ -134,7 +134,7 @@ async def _chain_while_in_flight(
         return web.json_response({"data": {}})
 
     async with tiny_server(handler) as url, InboxClient(TOKEN, base_url=url) as client:
-        task = asyncio.create_task(call(client, url))
+        task = asyncio.ensure_future(call(client, url))
         await arrived.wait()
         chain = _sdk_chain(task.get_coro())
         release.set()
