@@ -288,8 +288,7 @@ class Transport:
         headers: CIMultiDictProxy[str] | None = None
         try:
             self.attempts += 1
-            debug = logger.isEnabledFor(logging.DEBUG)
-            timed = debug or request.timed
+            timed = request.timed or logger.isEnabledFor(logging.DEBUG)
             started = time.perf_counter() if timed else 0.0
             # aiohttp's errors are turned into ours outside the except clauses: raised inside
             # one, ours would chain aiohttp's as __context__, whose request_info and history
@@ -345,16 +344,7 @@ class Transport:
                 await self._limiter.release(ticket, sent=sent, status=status, headers=headers)
         response = Response(response_status, response_headers, body)
         if timed:
-            response.elapsed = time.perf_counter() - started
-            if debug:
-                logger.debug(
-                    "%s %s -> %d in %.1f ms (attempt %d)",
-                    request.method,
-                    request.path,
-                    response_status,
-                    response.elapsed * 1000,
-                    request.attempt,
-                )
+            _record_time(request, response, started)
         if not self._warned_deprecation and (
             DEPRECATION_HEADER in response_headers or SUNSET_HEADER in response_headers
         ):
@@ -446,6 +436,20 @@ class Transport:
                 ResourceWarning,
                 source=self,
             )
+
+
+def _record_time(request: Request, response: Response, started: float) -> None:
+    """Set the response's `elapsed` (raw responses show it), and log it at debug level."""
+    response.elapsed = time.perf_counter() - started
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s -> %d in %.1f ms (attempt %d)",
+            request.method,
+            request.path,
+            response.status,
+            response.elapsed * 1000,
+            request.attempt,
+        )
 
 
 def attempt_timeout(total: float | None) -> aiohttp.ClientTimeout:
