@@ -471,6 +471,11 @@ class SyncInboxClient:
         return self._client.base_url
 
     @property
+    def max_connections(self) -> int | None:
+        """The size of the client's connection pool (its own: a blocking client borrows none)."""
+        return self._client.max_connections
+
+    @property
     def stats(self) -> ClientStats:
         """Counters since the client was made: calls, and HTTP attempts including retries."""
         if self._portal.stopped:
