@@ -7,8 +7,9 @@
     _retry.py            _RetryStage.send        direct first attempt; an error status becomes
                                                  its exception (_decode.status_error); retries
                                                  with backoff only after a retryable failure
-    _transport.py        Transport.send          one attempt: a rate-limit slot (_ratelimit/),
-                                                 aiohttp I/O, its errors mapped from one table
+    _transport.py        Transport.send          one attempt: the client usable on this loop, a
+                                                 rate-limit slot (_ratelimit/), the aiohttp I/O,
+                                                 its errors mapped from one table
     _decode.py           decode                  bytes -> the model (models/), repaired if need be
 
 `request()` is `build_request()`, `send()` and `decode()` in one call; resources call the three
@@ -335,7 +336,7 @@ class InboxClient:
         `path` starts with "/" and is below the base URL, every parameter in it already
         percent-encoded; `json` is encoded by msgspec (a Struct, a dict...); `params` are
         (name, value) pairs of str. Options left as None take the client's. Counts one call
-        in `stats`; raises ClientClosedError on a closed client. Must run on the client's loop.
+        in `stats`. Sends nothing: `send` refuses a closed client or another event loop.
 
             request = client.build_request("GET", f"/prospects/{prospect_id}", retry_safe=True)
             response = await client.send(request)
@@ -383,7 +384,6 @@ class InboxClient:
             priority if priority == "interactive" else check_priority("priority", priority),
         )
         self._auth(request)
-        self._transport.check_usable()
         self._calls += 1
         return request
 

@@ -426,7 +426,7 @@ class SyncInboxClient:
         self.leads = SyncLeads(portal, client.leads)
         self.import_jobs = SyncImportJobs(portal, client.import_jobs)
         self.prospects = SyncProspects(portal, client.prospects)
-        # On the loop thread: the request binds the client to its loop, as the async one does.
+        # On the loop thread, as every call of the client: the call counter is the loop's.
         self.build_request = portal.on_loop(client.build_request, _as_is)
         self.send = portal.blocking(client.send)
 

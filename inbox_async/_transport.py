@@ -216,12 +216,8 @@ class Transport:
         """Whether the session was created here (and is closed here)."""
         return self._owns_session
 
-    def check_usable(self) -> None:
-        """Refuse a closed client, and bind the client to the running loop on first use.
-
-        The client runs this before the pipeline: the rate limiter's waiters and timers belong
-        to one loop too, so a call from another loop must fail before it waits on them.
-        """
+    def _check_usable(self) -> None:
+        """Refuse a closed client, and bind the client to the running loop on first use."""
         if self._closed:
             raise ClientClosedError("this InboxClient is closed; create a new one")
         loop = asyncio.get_running_loop()
@@ -234,7 +230,7 @@ class Transport:
 
     def open_session(self) -> aiohttp.ClientSession:
         """The session, created on first use (a derived transport takes its owner's)."""
-        self.check_usable()
+        self._check_usable()
         session = self._session
         if session is None and self._owner is not None:
             session = self._session = self._owner.open_session()
@@ -260,10 +256,11 @@ class Transport:
         Returns the response whatever its status; raises the SDK's error for a failure.
         """
         session = self._session
-        # The event loop was checked once for the whole call (check_usable); a retry may still
-        # find the client closed meanwhile. A borrowed session closed by its owner shows up as
-        # aiohttp's RuntimeError below, rather than costing a check on every attempt.
-        if session is None or self._closed:
+        # Before the rate limiter: its waiters and timers belong to one loop, so a call from
+        # another loop (or on a closed client) fails here rather than after waiting on them.
+        # A borrowed session closed by its owner shows up as aiohttp's RuntimeError below,
+        # rather than costing a check on every attempt.
+        if session is None or self._closed or self._loop is not asyncio.get_running_loop():
             session = self.open_session()
         extra_headers = self._per_request_headers
         if extra_headers is not None:
