@@ -6,6 +6,7 @@ from ._client import ClientStats, InboxClient
 from ._constants import SDK_VERSION as __version__
 from ._exceptions import (
     APIConnectionError,
+    ApiDeprecationWarning,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
@@ -24,7 +25,6 @@ from ._exceptions import (
 from ._ratelimit._local import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
 from ._response import RawResponse
 from ._sync import SyncInboxClient
-from ._transport import ApiDeprecationWarning
 from .bulk import BulkFailure, BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, LeadUpdate
 
 if TYPE_CHECKING:

@@ -1,11 +1,34 @@
-"""InboxClient: owns or borrows the session, builds the pipeline once, hosts the resources."""
+"""InboxClient, and the map of the send path: one `client.leads.update(...)` top to bottom.
+
+    resources/leads.py   Leads.update            checks the arguments, builds the path and body
+    _client.py           InboxClient.build_request   encodes the body, applies auth (_auth.py),
+                                                 checks the call's options, counts the call
+                         InboxClient.send        = the retry stage bound to the transport:
+    _retry.py            _RetryStage.send        direct first attempt; an error status becomes
+                                                 its exception (_decode.status_error); retries
+                                                 with backoff only after a retryable failure
+    _transport.py        Transport.send          one attempt: the client usable on this loop, a
+                                                 rate-limit slot (_ratelimit/), the aiohttp I/O,
+                                                 its errors mapped from one table
+    _decode.py           decode                  bytes -> the model (models/), repaired if need be
+
+`request()` is `build_request()`, `send()` and `decode()` in one call; resources call the three
+themselves (a raw-response resource keeps the response instead of decoding it).
+
+There is no general pipeline of stages (no `compose`, no `middlewares=`): auth is a header set
+once per call, rate limiting has to sit in the frame that awaits the socket, and retry is the
+one stage that wraps an attempt, so the client binds retry to the transport itself, once per
+client. A public middleware API would be a promise to keep (its order, what a middleware may
+change between attempts) for one stage; each layer would also cost a coroutine per call on the
+hot path. Hooks the SDK does offer: `limiter=`, `on_throttle=`, `sleep=` and `session=`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import msgspec
@@ -22,12 +45,11 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._decode import decode
-from ._pipeline import compose
 from ._ratelimit._base import Limiter
 from ._ratelimit._local import RateLimiter, RateLimitSnapshot, ThrottleEvent
 from ._retry import RetryPolicy
 from ._transport import Transport, attempt_timeout
-from ._types import JSON_CONTENT_TYPE, Params, Priority, Request
+from ._types import JSON_CONTENT_TYPE, Handler, Params, Priority, Request
 from ._validation import check_priority
 from .resources.import_jobs import ImportJobs
 from .resources.leads import Leads
@@ -38,6 +60,7 @@ __all__ = ["ClientStats", "InboxClient"]
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
+_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class InboxClient:
@@ -60,6 +83,12 @@ class InboxClient:
     """Import jobs of a list: list, create from CSV, cancel."""
     prospects: Prospects
     """Prospects: look up, get, update the team's context."""
+    send: Handler
+    """Send a request made by `build_request`, with retries; the `Response`, not decoded.
+
+    Raises the call's `InboxError` (an `APIStatusError` for an error status) as `request()`
+    does. Bound once per client: awaiting it adds no layer of its own to the call.
+    """
 
     def __init__(
         self,
@@ -155,7 +184,7 @@ class InboxClient:
         self._transport = transport
         self._retry = retry
         self._auth = BearerAuth(config.token)
-        self._send = compose([retry], transport.send)
+        self.send = retry.bind(transport.send)
         self._timeout = attempt_timeout(config.timeout)
         self._base_url = URL(config.base_url)
         self._base_path = self._base_url.raw_path.rstrip("/")
@@ -197,7 +226,7 @@ class InboxClient:
         default_headers = None
         transport = self._transport.derive(dict(config.default_headers))
         derived = InboxClient.__new__(InboxClient)
-        derived._assemble(config, self._limiter, transport, self._retry)
+        InboxClient._assemble(derived, config, self._limiter, transport, self._retry)
         return derived
 
     @property
@@ -269,37 +298,72 @@ class InboxClient:
         max_wait: float | None = None,
         priority: Priority = "interactive",
     ) -> T:
-        """Send one API call through the pipeline and decode its body as `cast`.
+        """Make one API call and decode its body as `cast`: `build_request`, `send`, decode.
 
         `path` is below the base URL with every parameter already percent-encoded (the resource
         methods do that); `retry_safe` says whether repeating the call is harmless; `priority`
-        says who waits first for the rate limit.
+        says who waits first for the rate limit; `max_wait` is the call's
+        `max_rate_limit_wait`.
         """
-        request = self._prepare(
-            method, path, json, params, retry_safe, timeout, max_retries, max_wait, priority
+        request = self.build_request(
+            method,
+            path,
+            json=json,
+            params=params,
+            retry_safe=retry_safe,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_wait,
+            priority=priority,
         )
-        return decode(await self._send(request), cast)
+        return decode(await self.send(request), cast)
 
-    def _prepare(
+    def build_request(
         self,
         method: str,
         path: str,
-        json: Any,
-        params: Params | None,
+        *,
+        json: Any = None,
+        params: Params | None = None,
         retry_safe: bool,
-        timeout: float | None,
-        max_retries: int | None,
-        max_wait: float | None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float | None = None,
         priority: Priority = "interactive",
     ) -> Request:
-        """The request for one call, authenticated; `request` sends it (and so may a resource).
+        """The authenticated request for one call, its options checked; `send` sends it.
 
-        Positional, and not a coroutine: a resource method on the hot path (`leads.update`)
-        builds here and awaits the pipeline itself, one coroutine fewer per call.
+        `path` starts with "/" and is below the base URL, every parameter in it already
+        percent-encoded; `json` is encoded by msgspec (a Struct, a dict...); `params` are
+        (name, value) pairs of str. Options left as None take the client's. Counts one call
+        in `stats`. Sends nothing: `send` refuses a closed client or another event loop.
+
+            request = client.build_request("GET", f"/prospects/{prospect_id}", retry_safe=True)
+            response = await client.send(request)
         """
-        body = None if json is None else _encoder.encode(json)
+        if (
+            type(method) is not str
+            or method not in _METHODS
+            or type(path) is not str
+            or path[:1] != "/"
+            or (retry_safe is not True and retry_safe is not False)
+        ):
+            _check_target(method, path, retry_safe)
+        if json is None:
+            body = None
+            headers: dict[str, str] = {}
+        else:
+            try:
+                body = _encoder.encode(json)
+            except TypeError as exc:
+                raise TypeError(f"json cannot be encoded: {exc}") from None
+            except (ValueError, RecursionError, msgspec.EncodeError) as exc:
+                raise ValueError(f"json cannot be encoded: {exc}") from None
+            headers = {"Content-Type": JSON_CONTENT_TYPE}
+        if params is not None:
+            params = _check_params(params)
         config = self._config
-        # Positional: the slots dataclass builds ~2x faster than from keywords.
+        # Positional: the Struct builds faster than from keywords.
         request = Request(
             method,
             path,
@@ -312,15 +376,14 @@ class InboxClient:
             config.max_retries if max_retries is None else check_max_retries(max_retries),
             (
                 config.max_rate_limit_wait
-                if max_wait is None
-                else check_timeout(max_wait, "max_rate_limit_wait")
+                if max_rate_limit_wait is None
+                else check_timeout(max_rate_limit_wait, "max_rate_limit_wait")
             ),
-            {"Content-Type": JSON_CONTENT_TYPE} if body is not None else {},
+            headers,
             1,
             priority if priority == "interactive" else check_priority("priority", priority),
         )
         self._auth(request)
-        self._transport.check_usable()
         self._calls += 1
         return request
 
@@ -342,3 +405,31 @@ class ClientStats:
 
 def _timeout(value: float) -> aiohttp.ClientTimeout:
     return attempt_timeout(check_timeout(value))
+
+
+def _check_target(method: object, path: object, retry_safe: object) -> None:
+    """Raise the error for whichever of `build_request`'s first arguments is wrong, if one is."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, not {type(method).__name__}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method[:20]!r}")
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str, not {type(path).__name__}")
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/' (below the base URL), got {path[:40]!r}")
+    if not isinstance(retry_safe, bool):
+        raise TypeError(f"retry_safe must be a bool, not {type(retry_safe).__name__}")
+
+
+def _check_params(params: object) -> list[tuple[str, str]]:
+    """Query parameters as (name, value) pairs of str; a TypeError naming `params` otherwise."""
+    if isinstance(params, (str, bytes, Mapping)):
+        raise TypeError("params must be a sequence of (name, value) pairs, not a mapping or str")
+    try:
+        pairs = [(name, value) for name, value in params]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise TypeError("params must be a sequence of (name, value) pairs") from None
+    for name, value in pairs:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("params: every name and value must be a str")
+    return pairs

@@ -1,4 +1,4 @@
-"""The SDK's exceptions.
+"""The SDK's exceptions, and the one warning it issues.
 
 Everything the SDK raises on purpose derives from `InboxError`; bad arguments raise the built-in
 `ValueError` or `TypeError` before anything is sent. Only `asyncio.CancelledError` passes through
@@ -19,6 +19,9 @@ untouched.
         ├── UnprocessableEntityError   422
         ├── RateLimitError             429
         └── InternalServerError        5xx
+
+`ApiDeprecationWarning` (a `UserWarning`, not an error) says the API marked an endpoint as going
+away; the transport issues it once per client.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "ApiDeprecationWarning",
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
@@ -203,6 +207,10 @@ class RateLimitError(APIStatusError):
 
 class InternalServerError(APIStatusError):
     """5xx: the server (or a proxy in front of it) failed."""
+
+
+class ApiDeprecationWarning(UserWarning):
+    """The API answered with a Deprecation or Sunset header: the endpoint is going away."""
 
 
 # The `code` of a RateLimitError raised by the SDK's own limiter rather than by the server.

@@ -1,16 +1,22 @@
-"""The SDK's logger: `logging.getLogger("inbox_async")`.
+"""Diagnostics: the SDK's logger (`logging.getLogger("inbox_async")`), and where in the
+caller's code something happened.
 
 `INBOX_LOG=debug` (every request, its status and time) or `INBOX_LOG=info` (waits, retries)
 sends that log to stderr without a line of code, as `OPENAI_LOG` does for openai-python.
+`caller_outside_package` names the user's line that made a client, for the ResourceWarning of
+one that is never closed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import sys
 from typing import Final
+
+__all__ = ["LOG_ENV_VAR", "caller_outside_package", "logger"]
 
 logger = logging.getLogger("inbox_async")
 
@@ -41,6 +47,19 @@ def _configure_from_env() -> None:
     handler.setFormatter(logging.Formatter(_FORMAT))
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+_PACKAGE_DIR: Final = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0]
+
+
+def caller_outside_package() -> str:
+    """`file:line` of the first frame outside inbox_async: where the user called into it."""
+    frame = inspect.currentframe()
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 _configure_from_env()

@@ -1,4 +1,6 @@
-"""Retry stage: what is retried, how long to wait, when to give up (on tenacity).
+"""The retry stage, bound in front of the transport: what is retried, how long to wait, when to
+give up (on tenacity). An error status becomes its `APIStatusError` here (`_decode.status_error`),
+so that the decision sees it.
 
 - 429 is always retried, waiting what `Retry-After` asks; a wait above the request's `max_wait`
   (the client's `max_rate_limit_wait`) is not waited out but raised at once as `RateLimitError`.
@@ -21,6 +23,7 @@ import tenacity
 from tenacity.wait import wait_base
 
 from ._constants import RETRY_JITTER, RETRY_MAX_DELAY
+from ._decode import status_error
 from ._exceptions import (
     CLIENT_RATE_LIMITED,
     APIConnectionError,
@@ -86,7 +89,9 @@ class wait_server_hint(wait_base):
 
 
 class RetryPolicy:
-    """The retry stage: direct first attempt, then tenacity for the retries."""
+    """How calls are retried; shared by a client and the clients `with_options` derives."""
+
+    __slots__ = ("_retrying",)
 
     def __init__(self, *, sleep: Sleep | None = None) -> None:
         self._retrying = tenacity.AsyncRetrying(
@@ -98,28 +103,54 @@ class RetryPolicy:
             sleep=sleep or asyncio.sleep,
         )
 
-    async def __call__(self, request: Request, next: Handler) -> Response:
+    def bind(self, attempt: Handler) -> Handler:
+        """The retry stage in front of `attempt` (the transport's send): a client's `send`."""
+        # A bound method, called directly by the client: no coroutine layer of its own.
+        return _RetryStage(self._retrying, attempt).send
+
+
+class _RetryStage:
+    """Direct first attempt, then tenacity for the retries; error statuses raised here."""
+
+    __slots__ = ("_attempt", "_retrying")
+
+    def __init__(self, retrying: tenacity.AsyncRetrying, attempt: Handler) -> None:
+        self._retrying = retrying
+        self._attempt = attempt
+
+    def __repr__(self) -> str:
+        return "<retry stage>"
+
+    async def send(self, request: Request) -> Response:
+        """Send `request`, retrying what `is_retryable` allows; raises for an error status."""
         try:
-            return await next(request)
+            response = await self._attempt(request)
+            if response.status >= 300:
+                raise status_error(response)
+            return response
         except InboxError as exc:
             if request.max_retries == 0 or not is_retryable(request, exc):
                 raise
             first_failure = exc
-        return await self._retry(request, next, first_failure)
+        return await self._retry(request, first_failure)
 
-    async def _retry(self, request: Request, next: Handler, failure: InboxError) -> Response:
+    async def _retry(self, request: Request, failure: InboxError) -> Response:
         retrying = self._retrying.copy(
             stop=tenacity.stop_after_attempt(request.max_retries + 1),
             retry=tenacity.retry_if_exception(lambda exc: is_retryable(request, exc)),
         )
         pending: list[InboxError] = [failure]
+        send_attempt = self._attempt
 
         async def attempt() -> Response:
             if pending:
                 # Replays the direct first attempt's failure, so tenacity counts it and waits.
                 raise pending.pop()
             request.attempt += 1
-            return await next(request)
+            response = await send_attempt(request)
+            if response.status >= 300:
+                raise status_error(response)
+            return response
 
         try:
             return await retrying(attempt)

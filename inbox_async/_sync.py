@@ -43,6 +43,7 @@ from ._constants import (
 from ._exceptions import ClientClosedError
 from ._ratelimit._base import Limiter
 from ._ratelimit._local import RateLimitSnapshot, ThrottleEvent
+from ._types import Request, Response
 from .bulk import BulkOutcome, BulkReport, BulkUpdateStream
 from .resources._base import RawView
 from .resources.import_jobs import ImportJobs, ImportJobsWithRawResponse
@@ -348,6 +349,12 @@ class SyncInboxClient:
     """Import jobs of a list: list, create from CSV, cancel."""
     prospects: SyncProspects
     """Prospects: look up, get, update the team's context."""
+    send: Callable[[Request], Response]
+    """Send a request made by `build_request`, with retries, blocking until its `Response`.
+
+    Raises the call's `InboxError` (an `APIStatusError` for an error status), as
+    `InboxClient.send` does.
+    """
 
     def __init__(
         self,
@@ -397,19 +404,31 @@ class SyncInboxClient:
             raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
         token = default_headers = None
         portal = LoopThread("inbox-async-sync")
-        self._setup(client, portal)
         # A client dropped unclosed must not leave its thread and session behind for good.
         # Not at exit: the daemon thread simply ends with the interpreter.
         finalizer = weakref.finalize(self, _close_unclosed, portal, client)
         finalizer.atexit = False
-        self._finalizer: weakref.finalize[Any, Any] | None = finalizer
+        self._setup(client, portal, finalizer)
 
-    def _setup(self, client: InboxClient, portal: LoopThread) -> None:
+    def _setup(
+        self,
+        client: InboxClient,
+        portal: LoopThread,
+        finalizer: weakref.finalize[Any, Any] | None,
+    ) -> None:
+        """Everything but the checks: shared by the constructor and `with_options`.
+
+        `finalizer` is None for a derived client: the loop thread is the original's.
+        """
         self._client = client
         self._portal = portal
+        self._finalizer = finalizer
         self.leads = SyncLeads(portal, client.leads)
         self.import_jobs = SyncImportJobs(portal, client.import_jobs)
         self.prospects = SyncProspects(portal, client.prospects)
+        # On the loop thread, as every call of the client: the call counter is the loop's.
+        self.build_request = portal.on_loop(client.build_request, _as_is)
+        self.send = portal.blocking(client.send)
 
     def with_options(
         self,
@@ -443,14 +462,18 @@ class SyncInboxClient:
             raise exc.with_traceback(None)  # noqa: B904 - the error is re-raised, not wrapped
         default_headers = derive = None  # type: ignore[assignment]
         clone = SyncInboxClient.__new__(SyncInboxClient)
-        clone._setup(derived, self._portal)
-        clone._finalizer = None
+        SyncInboxClient._setup(clone, derived, self._portal, None)
         return clone
 
     @property
     def base_url(self) -> str:
         """The API's base URL, without a trailing slash."""
         return self._client.base_url
+
+    @property
+    def max_connections(self) -> int | None:
+        """The size of the client's connection pool (its own: a blocking client borrows none)."""
+        return self._client.max_connections
 
     @property
     def stats(self) -> ClientStats:
@@ -515,6 +538,10 @@ class SyncInboxClient:
             return
         self._portal.stop(_close_after_calls(self._client))
         self._finalizer.detach()
+
+
+def _as_is(portal: LoopThread, value: T) -> T:
+    return value
 
 
 def _close_unclosed(portal: LoopThread, client: InboxClient) -> None:

@@ -1,9 +1,12 @@
-"""The only module that does aiohttp I/O: one attempt in, one fully read response out.
+"""One attempt: a rate-limit slot, the aiohttp I/O, the library's errors turned into ours.
 
-It owns or borrows the `aiohttp.ClientSession`, and turns every aiohttp and asyncio failure into
-the SDK's own `APIConnectionError` / `APITimeoutError`, and every error status into an
-`APIStatusError`, so that nothing of the HTTP library reaches the caller. Each attempt holds a
-slot of the client's rate limiter while it is on the wire.
+The only module that does aiohttp I/O: a request in, one fully read response out, whatever its
+status (the retry stage turns an error status into `APIStatusError`, see `_decode`). It owns or
+borrows the `aiohttp.ClientSession`; every aiohttp and asyncio failure becomes the SDK's own
+`APIConnectionError` / `APITimeoutError` from one table (`_HTTP_LIBRARY_FAILURES`: timeout?
+sent? retryable?), scrubbed of secrets, so that nothing of the HTTP library reaches the caller.
+Each attempt holds a slot of the client's rate limiter while it is on the wire; a response's
+Deprecation / Sunset header warns once per client.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ import asyncio
 import logging
 import math
 import re
-import sys
 import time
 import warnings
 import weakref
-from typing import Final
+from typing import Final, NamedTuple
 
 import aiohttp
 from aiohttp import hdrs
@@ -30,20 +32,19 @@ from ._constants import (
     SUNSET_HEADER,
     USER_AGENT,
 )
-from ._decode import status_error
 from ._exceptions import (
     APIConnectionError,
+    ApiDeprecationWarning,
     APIResponseValidationError,
     APITimeoutError,
     ClientClosedError,
     InboxError,
 )
-from ._log import logger
+from ._log import caller_outside_package, logger
 from ._ratelimit._base import Limiter, nowait_limiter
 from ._types import Request, Response
 
 __all__ = [
-    "ApiDeprecationWarning",
     "HTTPLibraryError",
     "HTTPLibraryOSError",
     "Transport",
@@ -62,8 +63,45 @@ _CONNECT_MARGIN: Final = 0.05
 _USERINFO_RE: Final = re.compile(r"(\w+://)[^/@\s]+@")
 
 
-class ApiDeprecationWarning(UserWarning):
-    """The API answered with a Deprecation or Sunset header: the endpoint is going away."""
+class _Failure(NamedTuple):
+    """What one kind of HTTP library error says about the attempt it ended."""
+
+    timeout: bool
+    """An APITimeoutError rather than an APIConnectionError."""
+    sent: bool
+    """Whether the request may have reached the server (its slot then runs the window)."""
+    retryable: bool = True
+    """Whether another attempt may succeed at all."""
+    counted: bool = True
+    """Whether it counts in `attempts`."""
+
+
+# Every aiohttp and asyncio error one attempt can raise, and what it means: the first type the
+# error is an instance of wins, as with except clauses, so subclasses come before their bases.
+_HTTP_LIBRARY_FAILURES: Final[tuple[tuple[type[BaseException], _Failure], ...]] = (
+    # Another attempt meets the same certificate: final, whatever the operation.
+    (aiohttp.ClientConnectorCertificateError, _Failure(False, sent=False, retryable=False)),
+    # No connection in time (every pooled one busy, or connecting too slowly: see
+    # attempt_timeout): the request never left, and this was no attempt.
+    (aiohttp.ConnectionTimeoutError, _Failure(True, sent=False, counted=False)),
+    (aiohttp.ServerTimeoutError, _Failure(True, sent=True)),
+    (asyncio.TimeoutError, _Failure(True, sent=True)),
+    # Raised while connecting (to the server, or the proxy refused the tunnel): the request
+    # never left, so even a POST may be repeated.
+    (aiohttp.ClientConnectorError, _Failure(False, sent=False)),
+    (aiohttp.ClientHttpProxyError, _Failure(False, sent=False)),
+    (aiohttp.ClientError, _Failure(False, sent=True)),
+    (OSError, _Failure(False, sent=True)),
+    (ValueError, _Failure(False, sent=True)),
+)
+_HTTP_LIBRARY_ERRORS: Final = tuple(kind for kind, _ in _HTTP_LIBRARY_FAILURES)
+
+
+def _classify(exc: BaseException) -> _Failure:
+    for kind, failure in _HTTP_LIBRARY_FAILURES:
+        if isinstance(exc, kind):
+            return failure
+    raise AssertionError(f"unclassified {type(exc)!r}")  # unreachable: caught by the same types
 
 
 class Transport:
@@ -133,26 +171,40 @@ class Transport:
         self.attempts = 0
         """HTTP attempts sent through this transport."""
         # Kept for the ResourceWarning of a client that is never closed: it names the creator.
-        self._created_at = _caller_outside_package()
+        self._created_at = caller_outside_package()
 
     def derive(self, default_headers: dict[str, str]) -> Transport:
         """A transport with its own headers and counters on this one's pool, closed with it."""
         owner = self._owner or self
+        # The session comes from the owner on first use (open_session): one pool.
         child = Transport(
-            session=owner._session,
-            max_connections=owner._max_connections,
+            session=None,
+            max_connections=self._max_connections,
             default_headers=default_headers,
-            limiter=owner._limiter,
-            proxy=owner._proxy,
+            limiter=self._limiter,
+            proxy=self._proxy,
             owner=owner,
         )
+        owner.adopt(child)
+        return child
+
+    def adopt(self, child: Transport) -> None:
+        """Take on a derived transport: it runs on this one's loop, and is closed with it."""
         # One pool, one event loop: a derived client used on another loop fails as the
         # original would.
-        child._loop = owner._loop
-        if owner._closed:
-            child._closed = True
-        owner._derived.add(child)
-        return child
+        child.join(self._loop, closed=self._closed)
+        self._derived.add(child)
+
+    def join(self, loop: asyncio.AbstractEventLoop | None, *, closed: bool) -> None:
+        """Share the owner's event loop, and its closed state (see `adopt`)."""
+        self._loop = loop
+        if closed:
+            self.mark_closed()
+
+    def mark_closed(self) -> None:
+        """Fail every later call as closed: the owner's pool is gone (or going)."""
+        self._closed = True
+        self._session = None
 
     @property
     def closed(self) -> bool:
@@ -164,12 +216,8 @@ class Transport:
         """Whether the session was created here (and is closed here)."""
         return self._owns_session
 
-    def check_usable(self) -> None:
-        """Refuse a closed client, and bind the client to the running loop on first use.
-
-        The client runs this before the pipeline: the rate limiter's waiters and timers belong
-        to one loop too, so a call from another loop must fail before it waits on them.
-        """
+    def _check_usable(self) -> None:
+        """Refuse a closed client, and bind the client to the running loop on first use."""
         if self._closed:
             raise ClientClosedError("this InboxClient is closed; create a new one")
         loop = asyncio.get_running_loop()
@@ -180,11 +228,12 @@ class Transport:
                 "this InboxClient is bound to another event loop; create one client per loop"
             )
 
-    def _open(self) -> aiohttp.ClientSession:
-        self.check_usable()
+    def open_session(self) -> aiohttp.ClientSession:
+        """The session, created on first use (a derived transport takes its owner's)."""
+        self._check_usable()
         session = self._session
         if session is None and self._owner is not None:
-            session = self._session = self._owner._open()
+            session = self._session = self._owner.open_session()
         elif session is None:
             # Created here, inside the running loop, on first use: creating an aiohttp session
             # outside a loop binds it to the wrong one. aiohttp's own trust_env stays off: the
@@ -204,14 +253,15 @@ class Transport:
 
         The slot is taken right before the request goes and given back with what the response
         said (rate-limit headers, a 429), or with whether a failed request may have arrived.
-        Raises the SDK's error for an error status or a failure.
+        Returns the response whatever its status; raises the SDK's error for a failure.
         """
         session = self._session
-        # The event loop was checked once for the whole call (check_usable); a retry may still
-        # find the client closed meanwhile. A borrowed session closed by its owner shows up as
-        # aiohttp's RuntimeError below, rather than costing a check on every attempt.
-        if session is None or self._closed:
-            session = self._open()
+        # Before the rate limiter: its waiters and timers belong to one loop, so a call from
+        # another loop (or on a closed client) fails here rather than after waiting on them.
+        # A borrowed session closed by its owner shows up as aiohttp's RuntimeError below,
+        # rather than costing a check on every attempt.
+        if session is None or self._closed or self._loop is not asyncio.get_running_loop():
+            session = self.open_session()
         extra_headers = self._per_request_headers
         if extra_headers is not None:
             # A session that is not ours has its own defaults: ours ride on each request.
@@ -235,14 +285,12 @@ class Transport:
         headers: CIMultiDictProxy[str] | None = None
         try:
             self.attempts += 1
-            debug = logger.isEnabledFor(logging.DEBUG)
-            timed = debug or request.timed
+            timed = request.timed or logger.isEnabledFor(logging.DEBUG)
             started = time.perf_counter() if timed else 0.0
             # aiohttp's errors are turned into ours outside the except clauses: raised inside
             # one, ours would chain aiohttp's as __context__, whose request_info and history
             # hold the request headers (Authorization included).
             failure: InboxError | None = None
-            cause: BaseException | None = None  # aiohttp's error, scrubbed
             try:
                 async with session.request(
                     request.method,
@@ -263,35 +311,9 @@ class Transport:
                     else:
                         body = await _read_capped(resp, request)
                     response_status = resp.status
-            except aiohttp.ClientConnectorCertificateError as exc:
-                # Another attempt meets the same certificate: final, whatever the operation.
-                failure = self._connection_error(
-                    request, exc, timeout=False, sent=False, retryable=False
-                )
-                cause = self._scrubbed(exc, request)
-            except aiohttp.ConnectionTimeoutError as exc:
-                # No connection in time (every pooled one busy, or connecting too slowly: see
-                # attempt_timeout): the request never left, and this was no attempt.
-                self.attempts -= 1
-                failure, cause = (
-                    self._connection_error(request, exc, timeout=True, sent=False),
-                    self._scrubbed(exc, request),
-                )
-            except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-                failure, cause = (
-                    self._connection_error(request, exc, timeout=True, sent=True),
-                    self._scrubbed(exc, request),
-                )
-            except (aiohttp.ClientConnectorError, aiohttp.ClientHttpProxyError) as exc:
-                # Raised while connecting (to the server, or the proxy refused the tunnel): the
-                # request never left, so even a POST may be repeated.
-                failure = self._connection_error(request, exc, timeout=False, sent=False)
-                cause = self._scrubbed(exc, request)
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
-                failure, cause = (
-                    self._connection_error(request, exc, timeout=False, sent=True),
-                    self._scrubbed(exc, request),
-                )
+            except _HTTP_LIBRARY_ERRORS as exc:
+                failure = self._connection_error(request, exc)
+                cause: BaseException = self._scrubbed(exc, request)
             except RuntimeError as exc:
                 if not session.closed:
                     raise
@@ -319,22 +341,11 @@ class Transport:
                 await self._limiter.release(ticket, sent=sent, status=status, headers=headers)
         response = Response(response_status, response_headers, body)
         if timed:
-            response.elapsed = time.perf_counter() - started
-            if debug:
-                logger.debug(
-                    "%s %s -> %d in %.1f ms (attempt %d)",
-                    request.method,
-                    request.path,
-                    response_status,
-                    response.elapsed * 1000,
-                    request.attempt,
-                )
+            _record_time(request, response, started)
         if not self._warned_deprecation and (
             DEPRECATION_HEADER in response_headers or SUNSET_HEADER in response_headers
         ):
             self._warn_deprecated(request, response)
-        if response_status >= 300:
-            raise status_error(response)
         return response
 
     def _scrubbed(self, exc: BaseException, request: Request) -> HTTPLibraryError:
@@ -359,24 +370,20 @@ class Transport:
         # Whatever a URL in a message carries before "@" is credentials, short ones too.
         return _USERINFO_RE.sub(r"\1<redacted>@", text)
 
-    def _connection_error(
-        self,
-        request: Request,
-        exc: BaseException,
-        *,
-        timeout: bool,
-        sent: bool,
-        retryable: bool = True,
-    ) -> APIConnectionError:
-        cls = APITimeoutError if timeout else APIConnectionError
-        if timeout and not sent:
+    def _connection_error(self, request: Request, exc: BaseException) -> APIConnectionError:
+        """The SDK's error for what aiohttp raised, as `_HTTP_LIBRARY_FAILURES` classes it."""
+        failure = _classify(exc)
+        if not failure.counted:
+            self.attempts -= 1
+        cls = APITimeoutError if failure.timeout else APIConnectionError
+        if failure.timeout and not failure.sent:
             what = (
                 "timed out before it was sent: no connection in time (every pooled connection"
                 f" busy, or connecting took too long; max_connections={self._max_connections})"
             )
-        elif timeout:
+        elif failure.timeout:
             what = "timed out"
-        elif not retryable:
+        elif not failure.retryable:
             what = f"failed: the server's TLS certificate is not trusted ({exc})"
         else:
             what = f"failed: {type(exc).__name__}: {exc}".rstrip(": ")
@@ -389,8 +396,8 @@ class Transport:
             f"{request.method} {request.path} {what}",
             method=request.method,
             path=request.path,
-            request_sent=sent,
-            retryable=retryable,
+            request_sent=failure.sent,
+            retryable=failure.retryable,
         )
 
     def _warn_deprecated(self, request: Request, response: Response) -> None:
@@ -409,8 +416,7 @@ class Transport:
         self._closed = True
         for child in list(self._derived):
             # Their pool goes with this one: they fail as closed, not on a closed session.
-            child._closed = True
-            child._session = None
+            child.mark_closed()
         session, self._session = self._session, None
         if session is not None and self._owns_session and not session.closed:
             await session.close()
@@ -427,6 +433,20 @@ class Transport:
                 ResourceWarning,
                 source=self,
             )
+
+
+def _record_time(request: Request, response: Response, started: float) -> None:
+    """Set the response's `elapsed` (raw responses show it), and log it at debug level."""
+    response.elapsed = time.perf_counter() - started
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s -> %d in %.1f ms (attempt %d)",
+            request.method,
+            request.path,
+            response.status,
+            response.elapsed * 1000,
+            request.attempt,
+        )
 
 
 def attempt_timeout(total: float | None) -> aiohttp.ClientTimeout:
@@ -479,16 +499,3 @@ def _too_large(resp: aiohttp.ClientResponse, request: Request) -> APIResponseVal
         status_code=resp.status,
         request_id=resp.headers.get(REQUEST_ID_HEADER),
     )
-
-
-_PACKAGE_DIR: Final = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0]
-
-
-def _caller_outside_package() -> str:
-    """`file:line` of the first frame outside inbox_async: where the user made the client."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"

@@ -1,9 +1,9 @@
-"""The request and response that travel through the pipeline."""
+"""The request and response that travel the send path, and the handler type between stages."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 import aiohttp
 import msgspec
@@ -12,7 +12,7 @@ from yarl import URL
 
 from ._constants import REQUEST_ID_HEADER
 
-__all__ = ["Handler", "Priority", "Request", "Response", "Stage"]
+__all__ = ["Handler", "Params", "Priority", "Request", "Response"]
 
 Params = Sequence[tuple[str, str]]
 
@@ -21,7 +21,12 @@ Priority = Literal["interactive", "background"]
 
 
 class Request(msgspec.Struct, eq=False, gc=False):
-    """One API call on its way to the server; stages may add headers and count attempts."""
+    """One API call on its way to the server, built by `InboxClient.build_request`.
+
+    The retry stage counts its attempts; the transport may add the headers of a borrowed
+    session. Build one with `build_request` (which applies auth and checks the options) rather
+    than by hand.
+    """
 
     # A Struct rather than a dataclass: built in C, about twice as fast, once per call. Without
     # GC tracking: nothing it holds can refer back to it.
@@ -73,15 +78,7 @@ class Response(msgspec.Struct, eq=False, gc=False):
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-"""Sends a request and returns its response: the transport, or the stages in front of it."""
-
-
-class Stage(Protocol):
-    """One step of the pipeline: gets the request and the next handler, returns the response."""
-
-    def __call__(self, request: Request, next: Handler) -> Awaitable[Response]:
-        """Handle `request`, calling `next` to pass it on."""
-        ...
+"""Sends a request and returns its response: the transport, or the retry stage in front of it."""
 
 
 JSON_CONTENT_TYPE: Final = "application/json"

@@ -113,7 +113,7 @@ def test_the_token_never_shows_in_reprs() -> None:
     client = InboxClient(SECRET, base_url="http://127.0.0.1:1/api/v1")
     assert SECRET not in repr(client)
     assert SECRET not in repr(client._config)
-    assert SECRET not in repr(client._send)
+    assert SECRET not in repr(client.send)
     assert SECRET not in repr(client._auth)
 
 

@@ -250,7 +250,7 @@ async def test_plain_calls_are_not_timed(
 ) -> None:
     # Timing costs two clock reads per request: only a raw call (or a debug log) pays them.
     params = [("platformId", LEADS[0])]
-    request = client._prepare("GET", "/prospects/lookup", None, params, True, None, None, None)
+    request = client.build_request("GET", "/prospects/lookup", params=params, retry_safe=True)
     assert request.timed is False
-    response = await client._send(request)
+    response = await client.send(request)
     assert response.elapsed == 0.0

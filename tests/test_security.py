@@ -485,7 +485,7 @@ def test_reprs_of_limiters_and_reports_hold_no_secrets() -> None:
             [
                 client,
                 client._config,
-                client._send,
+                client.send,
                 client._auth,
                 client.limiter,
                 RateLimiter(),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 
-from ._base import Model
+from ._base import Body, Model
 
-__all__ = ["ColumnMapping", "ImportJob", "ImportJobPage"]
+__all__ = ["ColumnMapping", "CreateImportJobBody", "CsvImport", "ImportJob", "ImportJobPage"]
 
 
 class ImportJob(Model):
@@ -56,3 +57,25 @@ class ColumnMapping(msgspec.Struct, kw_only=True, rename="camel", frozen=True):
     """Header of the CSV column."""
     target_column_id: str
     """Id of the list column (e.g. "custom_q5cktl47a6pqa74eu06fz89v")."""
+
+
+class CsvImport(Body, kw_only=True):
+    """What to import from CSV text: the `data` of a `CreateImportJobBody`."""
+
+    type: Literal["csv"] = "csv"
+    """The import's kind; the SDK creates CSV imports only."""
+    content: str
+    """The CSV text."""
+    file_name: str
+    """The name the import shows under in Inbox."""
+    column_mapping: list[ColumnMapping]
+    """CSV header -> list column."""
+    merge_strategy: str
+    """What to do with leads already in the list ("overwrite")."""
+
+
+class CreateImportJobBody(Body):
+    """The body of creating an import job: `{"data": {...}}`."""
+
+    data: CsvImport
+    """The import."""

@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from ._base import Model
+from ._base import Body, Model
 from .prospects import Context, Prospect
 
-__all__ = ["AddLeadsResult", "Lead", "RemoveLeadsResult"]
+__all__ = ["AddLeadsResult", "Lead", "LeadDataBody", "PlatformIdsBody", "RemoveLeadsResult"]
 
 
 class Lead(Model):
@@ -39,3 +39,17 @@ class RemoveLeadsResult(Model):
 
     removed: int = 0
     """Number of leads removed."""
+
+
+class LeadDataBody(Body):
+    """The body of a lead update: `{"data": {column id: value}}`."""
+
+    data: dict[str, Any]
+    """Column id -> value (None clears the column)."""
+
+
+class PlatformIdsBody(Body):
+    """The body of adding or removing leads: `{"platformIds": [...]}`."""
+
+    platform_ids: list[str]
+    """X user ids, at most 2,000."""

@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
-from ._base import Model
+from ._base import Body, Model
 
 __all__ = [
     "Context",
+    "ContextUpdate",
     "PlatformData",
     "Prospect",
     "ProspectWithContext",
@@ -165,3 +167,25 @@ class ProspectWithContext(Prospect):
     """Inbox's prospect id (the one `client.prospects.get` takes)."""
     context: Context = msgspec.field(default_factory=Context)
     """The team's CRM context."""
+
+
+class ContextUpdate(Body, kw_only=True, omit_defaults=True):
+    """The body of a context update: only the fields given are sent, the PATCH leaves the rest.
+
+    UNSET fields are left out of the body; None is sent as null (clearing the field).
+    """
+
+    notes: str | UnsetType | None = UNSET
+    """Free-text notes."""
+    valuation: float | UnsetType | None = UNSET
+    """The deal's value."""
+    status_id: str | UnsetType | None = UNSET
+    """The pipeline status's id."""
+    add_tags: list[str] | UnsetType = UNSET
+    """Tag ids to add."""
+    remove_tags: list[str] | UnsetType = UNSET
+    """Tag ids to remove."""
+    assignee_id: str | UnsetType | None = UNSET
+    """The team member's id, on every thread of the prospect."""
+    done: bool | UnsetType = UNSET
+    """Marks every thread of the prospect on the team done (or not)."""

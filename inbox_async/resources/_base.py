@@ -1,4 +1,8 @@
-"""What every resource shares: the client that sends its calls, and the raw-response mode."""
+"""What every resource shares: the client that sends its calls, and the raw-response mode.
+
+A resource method checks its arguments, then calls the client's public `build_request` and
+`send`, and decodes (or, in raw mode, wraps the response in a `RawResponse`).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ if TYPE_CHECKING:
     from .._client import InboxClient
 
 T = TypeVar("T")
+R = TypeVar("R", bound="Resource")
 
 
 class Resource:
@@ -25,6 +30,10 @@ class Resource:
         # In raw mode (the resource behind `with_raw_response`) calls return RawResponse.
         self._raw = raw
         self._raw_view: Any = None
+
+    def _raw_twin(self: R) -> R:
+        """This resource in raw mode, on the same client: what `with_raw_response` wraps."""
+        return type(self)(self._client, raw=True)
 
     async def _request(
         self,
@@ -42,21 +51,21 @@ class Resource:
     ) -> T:
         """`client.request`, or its raw response in raw mode (typed by `to_raw`)."""
         client = self._client
-        request = client._prepare(
+        request = client.build_request(
             method,
             path,
-            json,
-            params,
-            retry_safe,
-            timeout,
-            max_retries,
-            max_rate_limit_wait,
-            priority,
+            json=json,
+            params=params,
+            retry_safe=retry_safe,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
         if self._raw:
             request.timed = True
-            return RawResponse(await client._send(request), request, cast)  # type: ignore[return-value]
-        return decode(await client._send(request), cast)
+            return RawResponse(await client.send(request), request, cast)  # type: ignore[return-value]
+        return decode(await client.send(request), cast)
 
 
 class RawView:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import ClassVar, Final, TypeAlias
 
 from .._config import check_call_options
@@ -11,7 +11,13 @@ from .._constants import MAX_IMPORT_JOBS_PAGE
 from .._response import to_raw
 from .._types import Priority
 from .._validation import check_id
-from ..models.import_jobs import ColumnMapping, ImportJob, ImportJobPage
+from ..models.import_jobs import (
+    ColumnMapping,
+    CreateImportJobBody,
+    CsvImport,
+    ImportJob,
+    ImportJobPage,
+)
 from ._base import RawView, Resource
 
 __all__ = ["ImportJobIterator", "ImportJobs", "ImportJobsWithRawResponse"]
@@ -34,7 +40,7 @@ class ImportJobs(Resource):
         """The same methods, returning a `RawResponse` (status, headers, timing) each."""
         view = self._raw_view
         if view is None:
-            view = self._raw_view = ImportJobsWithRawResponse(self)
+            view = self._raw_view = ImportJobsWithRawResponse(self._raw_twin())
         return view  # type: ignore[no-any-return]
 
     def list(
@@ -61,7 +67,7 @@ class ImportJobs(Resource):
         options = (timeout, max_retries, max_rate_limit_wait, priority)
         # Now, not at the first page: the iterator may be handed on before it is used.
         check_call_options(*options)
-        return ImportJobIterator(self, list_id, statuses, limit, options=options)
+        return ImportJobIterator(self._page, list_id, statuses, limit, options=options)
 
     async def list_page(
         self,
@@ -139,15 +145,14 @@ class ImportJobs(Resource):
         if merge_strategy not in _MERGE_STRATEGIES:
             raise ValueError(f"merge_strategy must be one of {sorted(_MERGE_STRATEGIES)}")
         mapping = _check_mapping(column_mapping)
-        body = {
-            "data": {
-                "type": "csv",
-                "content": content,
-                "fileName": file_name,
-                "columnMapping": mapping,
-                "mergeStrategy": merge_strategy,
-            }
-        }
+        body = CreateImportJobBody(
+            CsvImport(
+                content=content,
+                file_name=file_name,
+                column_mapping=mapping,
+                merge_strategy=merge_strategy,
+            )
+        )
         return await self._request(
             "POST",
             f"/lists/{list_id}/import-jobs",
@@ -198,8 +203,8 @@ class ImportJobsWithRawResponse(RawView):
         "list": "it sends one request per page; use with_raw_response.list_page()",
     }
 
-    def __init__(self, import_jobs: ImportJobs) -> None:
-        raw = ImportJobs(import_jobs._client, raw=True)
+    def __init__(self, raw: ImportJobs) -> None:
+        """Wrap `raw`, an `ImportJobs` in raw mode."""
         self.list_page = to_raw(raw.list_page)
         """`ImportJobs.list_page`, returning the raw response."""
         self.create_csv = to_raw(raw.create_csv)
@@ -213,14 +218,17 @@ class ImportJobIterator:
 
     def __init__(
         self,
-        resource: ImportJobs,
+        fetch: Callable[
+            [str, builtins.list[str], str | None, int | None, _Options], Awaitable[ImportJobPage]
+        ],
         list_id: str,
         statuses: list[str],
         limit: int | None,
         *,
         options: _Options,
     ) -> None:
-        self._resource = resource
+        # The resource's page request: a bound method, so the iterator needs nothing else of it.
+        self._fetch = fetch
         self._list_id = list_id
         self._statuses = statuses
         self._limit = limit
@@ -233,7 +241,7 @@ class ImportJobIterator:
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            page = await self._resource._page(
+            page = await self._fetch(
                 self._list_id,
                 self._statuses,
                 cursor,

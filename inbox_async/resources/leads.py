@@ -23,7 +23,13 @@ from .._validation import (
     segment,
 )
 from ..bulk import BulkProgress, BulkReport, BulkUpdateStream, UpdateInput, _BulkRun
-from ..models.leads import AddLeadsResult, Lead, RemoveLeadsResult
+from ..models.leads import (
+    AddLeadsResult,
+    Lead,
+    LeadDataBody,
+    PlatformIdsBody,
+    RemoveLeadsResult,
+)
 from ._base import RawView, Resource
 
 __all__ = ["Leads", "LeadsWithRawResponse"]
@@ -44,7 +50,7 @@ class Leads(Resource):
         """The same methods, returning a `RawResponse` (status, headers, timing) each."""
         view = self._raw_view
         if view is None:
-            view = self._raw_view = LeadsWithRawResponse(self)
+            view = self._raw_view = LeadsWithRawResponse(self._raw_twin())
         return view  # type: ignore[no-any-return]
 
     async def update(
@@ -68,23 +74,22 @@ class Leads(Resource):
         pid = check_platform_id("platform_id", platform_id)
         values = check_column_data("data", data)
         client = self._client
-        # client.request() in two steps, inline: bulk jobs make this call millions of times,
-        # and each coroutine layer between the caller and the socket costs CPU on every one.
-        request = client._prepare(
+        # Resource._request inline: bulk jobs make this call millions of times, and each
+        # coroutine layer between the caller and the socket costs CPU on every one.
+        request = client.build_request(
             "PATCH",
             f"/lists/{list_id}/leads/{segment(pid)}",
-            {"data": values},
-            None,
-            True,
-            timeout,
-            max_retries,
-            max_rate_limit_wait,
-            priority,
+            json=LeadDataBody(values),
+            retry_safe=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            priority=priority,
         )
         if self._raw:
             request.timed = True
-            return RawResponse(await client._send(request), request, Lead)  # type: ignore[return-value]
-        return decode(await client._send(request), Lead)
+            return RawResponse(await client.send(request), request, Lead)  # type: ignore[return-value]
+        return decode(await client.send(request), Lead)
 
     async def add(
         self,
@@ -185,7 +190,7 @@ class Leads(Resource):
             method,
             f"/lists/{list_id}/leads",
             cast,
-            json={"platformIds": ids},
+            json=PlatformIdsBody(ids),
             retry_safe=True,
             timeout=timeout,
             max_retries=max_retries,
@@ -285,8 +290,8 @@ class LeadsWithRawResponse(RawView):
         "bulk_update_stream": "it sends one request per lead; use with_raw_response.update()",
     }
 
-    def __init__(self, leads: Leads) -> None:
-        raw = Leads(leads._client, raw=True)
+    def __init__(self, raw: Leads) -> None:
+        """Wrap `raw`, a `Leads` in raw mode."""
         self.update = to_raw(raw.update)
         """`Leads.update`, returning the raw response."""
         self.add = to_raw(raw.add)

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import msgspec
 from msgspec import UNSET, UnsetType
 
 from .._response import to_raw
 from .._types import Priority
 from .._validation import check_id, check_platform_id
-from ..models.prospects import ProspectWithContext
+from ..models.prospects import ContextUpdate, ProspectWithContext
 from ._base import RawView, Resource
 
 __all__ = ["Prospects", "ProspectsWithRawResponse"]
-
-
-class _ContextUpdate(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
-    # UNSET fields are left out of the body: the PATCH leaves them alone. None is sent as null.
-    notes: str | UnsetType | None = UNSET
-    valuation: float | UnsetType | None = UNSET
-    status_id: str | UnsetType | None = UNSET
-    add_tags: list[str] | UnsetType = UNSET
-    remove_tags: list[str] | UnsetType = UNSET
-    assignee_id: str | UnsetType | None = UNSET
-    done: bool | UnsetType = UNSET
 
 
 class Prospects(Resource):
@@ -35,7 +23,7 @@ class Prospects(Resource):
         """The same methods, returning a `RawResponse` (status, headers, timing) each."""
         view = self._raw_view
         if view is None:
-            view = self._raw_view = ProspectsWithRawResponse(self)
+            view = self._raw_view = ProspectsWithRawResponse(self._raw_twin())
         return view  # type: ignore[no-any-return]
 
     async def lookup(
@@ -113,7 +101,7 @@ class Prospects(Resource):
         _check_tags("remove_tags", remove_tags)
         if done is not UNSET and not isinstance(done, bool):
             raise TypeError(f"done must be a bool, not {type(done).__name__}")
-        update = _ContextUpdate(
+        update = ContextUpdate(
             notes=notes,
             valuation=valuation,
             status_id=status_id,
@@ -122,7 +110,7 @@ class Prospects(Resource):
             assignee_id=assignee_id,
             done=done,
         )
-        if update == _ContextUpdate():
+        if update == ContextUpdate():
             raise ValueError("update_context needs at least one field to change")
         return await self._request(
             "PATCH",
@@ -142,8 +130,8 @@ class ProspectsWithRawResponse(RawView):
 
     __slots__ = ("get", "lookup", "update_context")
 
-    def __init__(self, prospects: Prospects) -> None:
-        raw = Prospects(prospects._client, raw=True)
+    def __init__(self, raw: Prospects) -> None:
+        """Wrap `raw`, a `Prospects` in raw mode."""
         self.lookup = to_raw(raw.lookup)
         """`Prospects.lookup`, returning the raw response (`parse()` may give None)."""
         self.get = to_raw(raw.get)
