@@ -321,7 +321,10 @@ async def test_a_pending_release_goes_with_the_next_ask_and_frees_a_window_after
     async with RedisRateLimiter(redis_url, limits=[(100, 10.0)], key=key) as limiter:
         first = await limiter.acquire(max_wait=1, timeout=5)
         trips = limiter.round_trips
-        await limiter.release(first, sent=True, status=200, headers={})
+        # A reading near the reserve waits too: the window of the server's size counts our
+        # own usage, the reading only the others'.
+        reading = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "5"}
+        await limiter.release(first, sent=True, status=200, headers=reading)
         answered = await _redis_now(check)
         assert limiter.round_trips == trips  # nothing sent yet
         assert await check.zscore(window, f"f:{first}") is not None
@@ -332,6 +335,8 @@ async def test_a_pending_release_goes_with_the_next_ask_and_frees_a_window_after
         score = await check.zscore(window, f"d:{first}")
         # Its slot frees one window after the answer, not after the ask that carried it.
         assert score is not None and abs(score - (answered + 10.0)) < 0.1, score - answered
+        # The reading is in: the others' usage is what the server counts beyond our one slot.
+        assert await check.hget(f"{{{key}}}:server", "others") == b"94"
         await limiter.release(second, sent=True, status=200, headers={})
 
 
@@ -394,8 +399,9 @@ async def test_a_429_release_goes_at_once_with_what_is_pending(
         (False, None, {}),  # never sent: its slot is free for everyone at once
         (True, None, {}),  # cancelled or failed on the way back
         (True, 500, {}),
-        # A reading near the reserve may hold back background work in other processes.
-        (True, 200, {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "20"}),
+        # Without a window of the server's size, a reading near the reserve holds back
+        # background work in other processes.
+        (True, 200, {"X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "10"}),
     ],
 )
 async def test_releases_other_processes_must_hear_at_once_are_not_deferred(
@@ -416,7 +422,7 @@ async def test_releases_other_processes_must_hear_at_once_are_not_deferred(
         assert await check.zscore(window, f"f:{ticket}") is None
         assert (await check.zscore(window, f"d:{ticket}") is not None) is sent
         if headers:
-            assert await check.hget(f"{{{key}}}:server", "budget") == b"20"
+            assert await check.hget(f"{{{key}}}:server", "budget") == b"10"
 
 
 async def test_an_ask_carrying_a_release_wakes_a_waiter_of_another_process(

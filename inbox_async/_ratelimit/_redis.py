@@ -964,12 +964,17 @@ class RedisRateLimiter:
         await self._send_releases()
 
     def _near_reserve(self, remaining: int, server_limit: int) -> bool:
-        """Whether a reading of the server may hold background work back in every process.
+        """Whether a reading of the server holds background work back in every process.
 
-        Background work stops as the server's Remaining reaches the reserve: a reading within
-        twice that goes to Redis at once, not a few milliseconds later with another call.
+        Without a window of the server's size, background work stops as the server's
+        Remaining reaches the reserve: a reading within twice that goes to Redis at once, not a
+        few milliseconds later with another call. With one (the default windows mirror the
+        server's), a reading only estimates the team's other tools' usage, which a few
+        milliseconds' delay changes by what was granted meanwhile.
         """
         if server_limit <= 0 or self._reserve <= 0:
+            return False
+        if any(limit == server_limit for limit, _ in self._windows):
             return False
         return remaining <= 2 * (server_limit - background_limit(server_limit, self._reserve))
 
