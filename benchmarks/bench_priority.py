@@ -24,9 +24,11 @@ bulk job's accepted rate at the server during the interactive phase, as a ratio 
 left it); the server's 429s; the largest gap between two background arrivals and the most
 background arrivals within 50 ms, at the server; for Redis, the round trips per request (every
 command a client sent, as `MONITOR` shows it, commands run inside scripts left out, divided by
-the requests the server received; the bar leaves out what redis-py sends once per connection,
-HELLO and the like, which a long job amortises) and the client CPU per request (all of a
-scenario's client processes, divided by its requests).
+the requests the server received: one EVALSHA is one round trip, also an ask that carries
+the releases of answers before it, which the details count under the ask's op; the bar leaves
+out what redis-py sends once per connection, HELLO and the like, which a long job amortises)
+and the client CPU per request (all of a scenario's client processes, divided by its
+requests).
 
 On a checkout without priorities (no `priority` parameter on `leads.update`, no `reserve` on
 the limiters) the same runs are made without them, with a reserve of 0: that is the "before".

@@ -6,16 +6,18 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inbox_async import APIConnectionError, InboxClient, RateLimitError
+from inbox_async._ratelimit import _redis as redis_module
 from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async.testing import FakeInboxServer, Fault
 
-from .conftest import COL_COMPANY, TOKEN, closed_port, lead_ids, seed_list
+from .conftest import COL_COMPANY, TOKEN, closed_port, eventually, lead_ids, seed_list
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,3 +215,205 @@ async def test_after_a_hostile_429_a_client_on_redis_recovers(redis_url: str) ->
         await asyncio.gather(
             *(client.leads.update("l1", "3", {COL_COMPANY: "c"}) for _ in range(5))
         )
+
+
+# -- a 2xx answer's release goes with the next ask -------------------------------------------
+
+
+def _window(key: str, limit: int, seconds: float) -> str:
+    """The Redis key of a limiter's first window (see RedisRateLimiter's key layout)."""
+    return f"{{{key}}}:w0:{limit}/{seconds:g}"
+
+
+async def _redis_now(client: Any) -> float:
+    seconds, micros = await client.time()
+    return float(seconds) + float(micros) / 1e6
+
+
+async def _scripts_run(client: Any) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.fixture
+async def check(redis_url: str) -> AsyncIterator[Any]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def no_flush_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pending releases wait (30 s) for an ask, a release that goes at once, or aclose."""
+    monkeypatch.setattr(redis_module, "_RELEASE_DELAY", 30.0)
+
+
+async def test_a_loop_of_acquire_and_release_costs_one_round_trip_per_request(
+    redis_url: str, check: Any
+) -> None:
+    key = "test:coalesce-loop"
+    requests = 50
+    # Loaded beforehand: a first EVALSHA answered NOSCRIPT would count as a call.
+    await check.script_load(redis_module._SCRIPT)
+    before = await _scripts_run(check)
+    limiter = RedisRateLimiter(redis_url, limits=[(1000, 10.0)], key=key)
+    try:
+        for _ in range(requests):
+            ticket = await limiter.acquire(max_wait=1, timeout=5)
+            await limiter.release(ticket, sent=True, status=200, headers={})
+    finally:
+        await limiter.aclose()
+    scripts = await _scripts_run(check) - before
+    # Each ask carries the release before it; aclose sends the last one. (Was 2 per request.)
+    assert scripts == requests + 1, scripts
+    assert limiter.round_trips == scripts
+    members = await check.zrange(_window(key, 1000, 10.0), 0, -1)
+    assert len(members) == requests
+    assert all(m.startswith(b"d:") for m in members)  # every slot answered, none in flight
+
+
+async def test_a_pending_release_goes_with_the_next_ask_and_frees_a_window_after_the_answer(
+    redis_url: str, check: Any, no_flush_timer: None
+) -> None:
+    key = "test:coalesce-ask"
+    window = _window(key, 100, 10.0)
+    async with RedisRateLimiter(redis_url, limits=[(100, 10.0)], key=key) as limiter:
+        first = await limiter.acquire(max_wait=1, timeout=5)
+        trips = limiter.round_trips
+        # A reading near the reserve waits too: the window of the server's size counts our
+        # own usage, the reading only the others'.
+        reading = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "5"}
+        await limiter.release(first, sent=True, status=200, headers=reading)
+        answered = await _redis_now(check)
+        assert limiter.round_trips == trips  # nothing sent yet
+        assert await check.zscore(window, f"f:{first}") is not None
+        await asyncio.sleep(0.5)  # the next ask comes half a second after the answer
+        second = await limiter.acquire(max_wait=1, timeout=5)
+        assert limiter.round_trips == trips + 1  # one script call for both
+        assert await check.zscore(window, f"f:{first}") is None
+        score = await check.zscore(window, f"d:{first}")
+        # Its slot frees one window after the answer, not after the ask that carried it.
+        assert score is not None and abs(score - (answered + 10.0)) < 0.1, score - answered
+        # The reading is in: the others' usage is what the server counts beyond our one slot.
+        assert await check.hget(f"{{{key}}}:server", "others") == b"94"
+        await limiter.release(second, sent=True, status=200, headers={})
+
+
+async def test_a_pending_release_goes_on_its_own_when_no_ask_comes(
+    redis_url: str, check: Any
+) -> None:
+    key = "test:coalesce-timer"
+    window = _window(key, 100, 10.0)
+    async with RedisRateLimiter(redis_url, limits=[(100, 10.0)], key=key) as limiter:
+        ticket = await limiter.acquire(max_wait=1, timeout=5)
+        trips = limiter.round_trips
+        await limiter.release(ticket, sent=True, status=200, headers={})
+        assert limiter.round_trips == trips  # it waits for an ask first
+        await eventually(lambda: limiter.round_trips == trips + 1 and not limiter._chores)
+        assert await check.zscore(window, f"f:{ticket}") is None
+        assert await check.zscore(window, f"d:{ticket}") is not None
+
+
+async def test_aclose_sends_the_pending_releases(
+    redis_url: str, check: Any, no_flush_timer: None
+) -> None:
+    key = "test:coalesce-aclose"
+    window = _window(key, 100, 10.0)
+    limiter = RedisRateLimiter(redis_url, limits=[(100, 10.0)], key=key)
+    try:
+        tickets = [await limiter.acquire(max_wait=1, timeout=5) for _ in range(3)]
+        for ticket in tickets:
+            await limiter.release(ticket, sent=True, status=200, headers={})
+        assert await check.zcount(window, "-inf", "+inf") == 3
+        trips = limiter.round_trips
+    finally:
+        await limiter.aclose()
+    assert limiter.round_trips == trips + 1  # the three in one call
+    members = sorted(await check.zrange(window, 0, -1))
+    assert members == sorted(f"d:{ticket}".encode() for ticket in tickets)
+
+
+async def test_a_429_release_goes_at_once_with_what_is_pending(
+    redis_url: str, check: Any, no_flush_timer: None
+) -> None:
+    key = "test:coalesce-429"
+    window = _window(key, 100, 10.0)
+    async with RedisRateLimiter(redis_url, limits=[(100, 10.0)], key=key) as limiter:
+        ok = await limiter.acquire(max_wait=1, timeout=5)
+        limited = await limiter.acquire(max_wait=1, timeout=5)
+        await limiter.release(ok, sent=True, status=200, headers={})
+        trips = limiter.round_trips
+        await limiter.release(limited, sent=True, status=429, headers={"Retry-After": "30"})
+        # Sent before release returned, in one call with the pending 2xx: every process sees
+        # the gate now.
+        assert limiter.round_trips == trips + 1
+        assert 25_000 < await check.pttl(f"{{{key}}}:gate") <= 32_000
+        members = sorted(await check.zrange(window, 0, -1))
+        assert members == sorted([f"d:{ok}".encode(), f"d:{limited}".encode()])
+
+
+@pytest.mark.parametrize(
+    ("sent", "status", "headers"),
+    [
+        (False, None, {}),  # never sent: its slot is free for everyone at once
+        (True, None, {}),  # cancelled or failed on the way back
+        (True, 500, {}),
+        # Without a window of the server's size, a reading near the reserve holds back
+        # background work in other processes.
+        (True, 200, {"X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "10"}),
+    ],
+)
+async def test_releases_other_processes_must_hear_at_once_are_not_deferred(
+    redis_url: str,
+    check: Any,
+    no_flush_timer: None,
+    sent: bool,
+    status: int | None,
+    headers: dict[str, str],
+) -> None:
+    key = f"test:coalesce-now:{sent}:{status}:{len(headers)}"
+    window = _window(key, 100, 10.0)
+    async with RedisRateLimiter(redis_url, limits=[(100, 10.0)], key=key) as limiter:
+        ticket = await limiter.acquire(max_wait=1, timeout=5)
+        trips = limiter.round_trips
+        await limiter.release(ticket, sent=sent, status=status, headers=headers)
+        assert limiter.round_trips == trips + 1
+        assert await check.zscore(window, f"f:{ticket}") is None
+        assert (await check.zscore(window, f"d:{ticket}") is not None) is sent
+        if headers:
+            assert await check.hget(f"{{{key}}}:server", "budget") == b"10"
+
+
+async def test_an_ask_carrying_a_release_wakes_a_waiter_of_another_process(
+    redis_url: str, no_flush_timer: None
+) -> None:
+    # The waiter's slot is in flight: only its answer can tell when it frees. That answer goes
+    # with the next ask of the process that got it, which must tell the waiter, as a release
+    # on its own would.
+    key = "test:coalesce-wake"
+    limits = [(1, 0.5)]
+    async with (
+        RedisRateLimiter(redis_url, limits=limits, key=key) as a,
+        RedisRateLimiter(redis_url, limits=limits, key=key) as b,
+    ):
+        held = await a.acquire(max_wait=1, timeout=5)
+        waiter = asyncio.ensure_future(b.acquire(max_wait=10, timeout=5))
+        await eventually(lambda: b.snapshot().waiting == 1)
+        await a.release(held, sent=True, status=200, headers={})
+        answered = time.monotonic()
+        behind = asyncio.ensure_future(a.acquire(max_wait=10, timeout=5))
+        try:
+            ticket = await asyncio.wait_for(waiter, 3)
+            # Its slot freed half a second after the answer (not when its 30 s nap ended),
+            # and it went first: it queued before the ask that carried the answer.
+            assert 0.3 < time.monotonic() - answered < 1.2
+            assert not behind.done()
+            await b.release(ticket, sent=False)
+            await a.release(await asyncio.wait_for(behind, 3), sent=False)
+        finally:
+            behind.cancel()
+            await asyncio.gather(behind, return_exceptions=True)

@@ -28,14 +28,19 @@ Redis).
 
 Waiters do not poll. Every script (an ask, a release, a waiter leaving) grants free slots to the
 head of the queue and publishes each grant on its owner's wake-up channel (one subscription per
-limiter), so a request costs its acquire and its release. A grant may start up to 0.1 s after
-the script that made it (its caller sleeps until then), so a release that runs just before a
-slot frees hands it out. Only the head of the queue keeps a timer, for when its slot is due;
-the script that makes a new head tells it when that is, and a release tells a head that only
-its answer could time. Every waiter asks again at least every 30 s, which keeps its queue entry
-from lapsing (a dead process's entries lapse). What is published while a process is not
-subscribed is lost: each new subscription (and reconnection) catches that process's waiters up
-in one round trip (a grant they missed is taken; the head of the queue asks again; a waiter
+limiter), so a request costs its acquire and its release, or one round trip for both where they
+coalesce: the release of a 2xx answer (not a probe's) waits a few milliseconds for the same
+process's next ask, which carries it into Redis in the same script call (a bulk worker releases
+and asks again within one turn of the loop), or goes on its own when no ask comes; its slot
+frees one window after the answer, not after the call that carried it. A 429, a probe or a
+request not sent is released at once, and `aclose` sends what is pending. A grant may start up
+to 0.1 s after the script that made it (its caller sleeps until then), so a release that runs
+just before a slot frees hands it out. Only the head of the queue keeps a timer, for when its
+slot is due; the script that makes a new head tells it when that is, and a release tells a head
+that only its answer could time. Every waiter asks again at least every 30 s, which keeps its
+queue entry from lapsing (a dead process's entries lapse). What is published while a process is
+not subscribed is lost: each new subscription (and reconnection) catches that process's waiters
+up in one round trip (a grant they missed is taken; the head of the queue asks again; a waiter
 behind it is told later, when it is the head). A waiter that gives up leaves the queue and hands
 back a slot granted meanwhile. `round_trips` counts the Redis calls a limiter made.
 
@@ -119,6 +124,10 @@ _BLIND_NAP: Final = _MAX_NAP
 _PROBE_RECHECK: Final = 1.0
 # A failed subscription is not tried again sooner than this.
 _RELISTEN: Final = 1.0
+# How long the release of a 2xx answer waits for the same process's next ask to carry it (one
+# round trip for both) before it goes on its own. Short: until it is in, other processes'
+# waiters that only its answer can time wait too.
+_RELEASE_DELAY: Final = 0.005
 _STATE_KEYS: Final = (
     "gate",
     "probe",
@@ -135,9 +144,9 @@ _TRANSIENT: Final = (BusyLoadingError, TryAgainError)
 
 # One script for every operation, so that each runs atomically against the same state.
 # KEYS: window keys..., gate, probe, queue, queue meta, queue lapse, pace, server, blind waiters.
-# ARGV: op ('a' ask, 'l' leave, 'r' release), member, background gap, horizon, wake-channel
-# prefix, reserve, longest hold, lapse grace, longest nap, then (limit, seconds, background
-# limit) per window, then the op's own arguments (see each op).
+# ARGV: op ('a' ask, 'l' leave, 'r' releases only, 'w' catch up), member, background gap,
+# horizon, wake-channel prefix, reserve, longest hold, lapse grace, longest nap, then (limit,
+# seconds, background limit) per window, then the op's own arguments (see each op).
 #
 # A window is a sorted set of at most `limit` chains, each scored by the time it frees: a slot
 # answered at t frees at t + window ('d:' members); one granted and not yet answered holds a
@@ -376,6 +385,87 @@ local function reply(kind, value, reason, probe_in, recheck)
   return out
 end
 
+local function release(b)
+  -- One slot back, from ARGV[b+1..b+10]: member, sent (0/1), gate seconds (0: none), probe
+  -- (0/1), answered 2xx (0/1), probe interval in ms, the server's Remaining and Limit (-1:
+  -- none), for how long that reading holds (seconds), and how long ago the answer came (a
+  -- release may go with a later script: its slot frees a window after the answer, not after
+  -- the script). Returns whether the request was sent.
+  local m, sent = ARGV[b + 1], ARGV[b + 2]
+  local at = now - tonumber(ARGV[b + 10])
+  for i = 1, n do
+    redis.call('ZREM', KEYS[i], 'f:' .. m)
+    if sent == '1' and at + seconds[i] > now then
+      redis.call('ZADD', KEYS[i], at + seconds[i], 'd:' .. m)
+      -- The ZREM may have emptied the key (Redis then deletes it): the ZADD recreates it with
+      -- no expiry of its own.
+      keep(KEYS[i], math.ceil((at + seconds[i] - now) * 1000) + 1000)
+    end
+  end
+  local interval_ms = tonumber(ARGV[b + 6])
+  if ARGV[b + 4] == '1' then
+    local mine = redis.call('GET', PROBE) == m
+    if sent == '1' and ARGV[b + 5] == '1' then
+      -- The server answers normally again: reopen the gate for every process.
+      redis.call('DEL', GATE)
+      gate = 0
+      if mine then redis.call('DEL', PROBE) end
+    elseif mine then
+      if sent == '1' then
+        redis.call('SET', PROBE, 'wait', 'PX', interval_ms)
+      else
+        redis.call('DEL', PROBE)  -- it never left: the next caller probes
+      end
+    end
+  end
+  local gate_for = tonumber(ARGV[b + 3])
+  if gate_for > 0 then
+    if now + gate_for > gate then
+      -- The key lives exactly as long as the gate it holds (the caller capped that).
+      redis.call('SET', GATE, tostring(now + gate_for), 'PX', math.ceil(gate_for * 1000))
+      gate = now + gate_for
+      -- The first probe goes an interval after the gate closed.
+      redis.call('SET', PROBE, 'wait', 'NX', 'PX', interval_ms)
+    end
+  end
+  local remaining, server_limit = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8])
+  local holds = tonumber(ARGV[b + 9]) - (now - at)
+  if remaining >= 0 and server_limit > 0 and holds > 0 then
+    local till = tostring(now + holds)
+    -- What the server counts beyond our own window of its size (this answer in it): the
+    -- team's other tools' usage, replaced by each reading and forgotten with it.
+    local others = 0
+    local j = same_size(server_limit)
+    if j then others = math.max(0, server_limit - remaining - redis.call('ZCARD', KEYS[j])) end
+    redis.call('HSET', SRV, 'budget', remaining, 'limit', server_limit, 'until', till,
+      'others', others)
+    redis.call('PEXPIRE', SRV, math.ceil(holds * 1000) + 1000)
+  end
+  return sent == '1'
+end
+
+local function wake_blind(sent)
+  -- Each sent answer tells when its slot frees: the head, if it waited to be told, hears when.
+  for _ = 1, sent do
+    local told = redis.call('ZPOPMIN', BLIND)
+    if #told == 0 then break end
+    if told[1] == redis.call('ZRANGE', Q, 0, 0)[1] and told[1] ~= id then tell(told[1]) end
+  end
+end
+
+-- The releases a script carries, run before its op: ARGV[at] is their count, then 10
+-- arguments each (see release). An ask carries the releases of its process that waited for
+-- it, so a request and the next one's ask cost one round trip; 'r' is releases alone.
+local released, sent_count = 0, 0
+local function run_releases(at)
+  released = tonumber(ARGV[at]) or 0
+  for j = 0, released - 1 do
+    if release(at + 10 * j) then sent_count = sent_count + 1 end
+  end
+end
+if op == 'r' then run_releases(A + 1) end
+if op == 'a' then run_releases(A + 5) end
+
 if op == 'w' then
   -- After a (re)subscription, what each waiter of one process may have missed meanwhile.
   -- ARGV[A+1..]: (member, hold) pairs. Per member: a grant's start (seconds from now, >= 0);
@@ -397,14 +487,19 @@ if op == 'w' then
 end
 
 if op == 'a' then
-  -- ARGV[A+1..]: hold, priority ('i'/'b'), seconds left to wait, probe interval, lapse grace,
-  -- longest nap between asks, nap while only an answer can tell.
+  -- ARGV[A+1..]: hold, priority ('i'/'b'), seconds left to wait, probe interval, then the
+  -- releases it carries (run above).
   local hold, prio, left = tonumber(ARGV[A + 1]), ARGV[A + 2], tonumber(ARGV[A + 3])
   local interval = tonumber(ARGV[A + 4])
   local blind_nap = max_nap
   -- Granted already, by a script whose notification did not arrive?
   local held = redis.call('ZSCORE', KEYS[1], 'f:' .. id)
   if held then
+    if released > 0 then
+      dispatch()
+      tell_head()
+      wake_blind(sent_count)
+    end
     return reply(1, math.max(0, tonumber(held) - seconds[1] - hold - now), '', -1, 0)
   end
   if not redis.call('ZSCORE', Q, id) then
@@ -415,6 +510,7 @@ if op == 'a' then
   end
   local mine = dispatch()
   tell_head()
+  wake_blind(sent_count)
   if mine then return reply(1, mine - now, '', -1, 0) end
   -- Still waiting: how long, judged from its place in the queue.
   local rank = redis.call('ZRANK', Q, id)
@@ -525,65 +621,10 @@ if op == 'l' then
   return reply(0, 0, '', -1, 0)
 end
 
--- op == 'r', the release. ARGV[A+1..]: sent (0/1), gate seconds (0: none), probe (0/1),
--- answered 2xx (0/1), probe interval in ms, the server's Remaining and Limit (-1: none), and
--- for how long that reading holds (seconds).
-local sent = ARGV[A + 1]
-for i = 1, n do
-  redis.call('ZREM', KEYS[i], 'f:' .. id)
-  if sent == '1' then
-    redis.call('ZADD', KEYS[i], now + seconds[i], 'd:' .. id)
-    -- The ZREM may have emptied the key (Redis then deletes it): the ZADD recreates it with no
-    -- expiry of its own.
-    keep(KEYS[i], math.ceil(seconds[i] * 1000) + 1000)
-  end
-end
-local interval_ms = tonumber(ARGV[A + 5])
-if ARGV[A + 3] == '1' then
-  local mine = redis.call('GET', PROBE) == id
-  if sent == '1' and ARGV[A + 4] == '1' then
-    -- The server answers normally again: reopen the gate for every process.
-    redis.call('DEL', GATE)
-    gate = 0
-    if mine then redis.call('DEL', PROBE) end
-  elseif mine then
-    if sent == '1' then
-      redis.call('SET', PROBE, 'wait', 'PX', interval_ms)
-    else
-      redis.call('DEL', PROBE)  -- it never left: the next caller probes
-    end
-  end
-end
-local gate_for = tonumber(ARGV[A + 2])
-if gate_for > 0 then
-  if now + gate_for > gate then
-    -- The key lives exactly as long as the gate it holds (the caller capped that).
-    redis.call('SET', GATE, tostring(now + gate_for), 'PX', math.ceil(gate_for * 1000))
-    gate = now + gate_for
-    -- The first probe goes an interval after the gate closed.
-    redis.call('SET', PROBE, 'wait', 'NX', 'PX', interval_ms)
-  end
-end
-local remaining, server_limit = tonumber(ARGV[A + 6]), tonumber(ARGV[A + 7])
-if remaining >= 0 and server_limit > 0 then
-  local holds = tonumber(ARGV[A + 8])
-  local till = tostring(now + holds)
-  -- What the server counts beyond our own window of its size (this answer in it): the team's
-  -- other tools' usage, replaced by each reading and forgotten with it.
-  local others = 0
-  local j = same_size(server_limit)
-  if j then others = math.max(0, server_limit - remaining - redis.call('ZCARD', KEYS[j])) end
-  redis.call('HSET', SRV, 'budget', remaining, 'limit', server_limit, 'until', till,
-    'others', others)
-  redis.call('PEXPIRE', SRV, math.ceil(holds * 1000) + 1000)
-end
+-- op == 'r': the releases it carries (see above), then the grants they make possible.
 dispatch()
 tell_head()
-if sent == '1' then
-  -- This answer tells when its slot frees: the head, if it waited to be told, hears when.
-  local told = redis.call('ZPOPMIN', BLIND)
-  if #told > 0 and told[1] == redis.call('ZRANGE', Q, 0, 0)[1] then tell(told[1]) end
-end
+wake_blind(sent_count)
 return 1
 """
 
@@ -719,6 +760,10 @@ class RedisRateLimiter:
         """Tickets of this process's probes in flight."""
         self._probe_waiter = False
         """Whether a caller of this process waits for the next probe."""
+        self._pending: list[tuple[float, list[Any]]] = []
+        """Releases waiting for the next ask to carry them: (answered at, their arguments)."""
+        self._flush: asyncio.Handle | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._read_reset = ResetReader(self._max_hold, "rate limit (redis)")
         self._counts: list[int] = [0] * len(windows)
         self._in_flight = 0
@@ -754,6 +799,8 @@ class RedisRateLimiter:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+        if self._pending:
+            await self._send_releases()
         if self._chores:
             # Slots of cancelled callers go back before the connection closes (each bounded).
             await asyncio.gather(*self._chores, return_exceptions=True)
@@ -781,8 +828,9 @@ class RedisRateLimiter:
         hold = (timeout if timeout is not None else 60.0) + _HOLD_MARGIN
         member = f"{self._owner}/{next(self._ids)}"
         args: list[Any] = ["a", member, *self._common]
-        args += [hold, "b" if priority == "background" else "i", 0.0, self._probe_interval]
-        left_at = len(args) - 2
+        # The last argument is how many releases the ask carries (see _ask).
+        args += [hold, "b" if priority == "background" else "i", 0.0, self._probe_interval, 0]
+        left_at = len(args) - 3
         me = _Waiting(hold)
         self._waiters[member] = me
         waited = False
@@ -881,7 +929,7 @@ class RedisRateLimiter:
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Re-score the slot to expire one window from now (or free it if never sent)."""
+        """Re-score the slot to expire one window after its answer (or free it if never sent)."""
         self._in_flight -= 1
         probe = ticket in self._probes
         if probe:
@@ -901,9 +949,61 @@ class RedisRateLimiter:
                 gate_for = min(base + gate_jitter(base, self._gate_jitter), self._max_hold)
                 self._gate_until = time.monotonic() + gate_for
                 self._throttled("gate", base)
-        args: list[Any] = ["r", ticket, *self._common]
-        args += [1 if sent else 0, gate_for, 1 if probe else 0, 1 if ok else 0]
-        args += [math.ceil(self._probe_interval * 1000), remaining, server_limit, holds]
+        group: list[Any] = [ticket, 1 if sent else 0, gate_for, 1 if probe else 0, 1 if ok else 0]
+        group += [math.ceil(self._probe_interval * 1000), remaining, server_limit, holds]
+        self._pending.append((time.monotonic(), group))
+        if sent and ok and not probe and not self._near_reserve(remaining, server_limit):
+            # Only this slot's expiry is at stake: the next ask of this process carries it.
+            loop = asyncio.get_running_loop()
+            if self._flush is None or self._flush_loop is not loop:
+                self._flush = loop.call_later(_RELEASE_DELAY, self._flush_now)
+                self._flush_loop = loop
+            return
+        # What every process must hear at once (a gate, a probe's end, a slot never used) goes
+        # now, with anything pending.
+        await self._send_releases()
+
+    def _near_reserve(self, remaining: int, server_limit: int) -> bool:
+        """Whether a reading of the server holds background work back in every process.
+
+        Without a window of the server's size, background work stops as the server's
+        Remaining reaches the reserve: a reading within twice that goes to Redis at once, not a
+        few milliseconds later with another call. With one (the default windows mirror the
+        server's), a reading only estimates the team's other tools' usage, which a few
+        milliseconds' delay changes by what was granted meanwhile.
+        """
+        if server_limit <= 0 or self._reserve <= 0:
+            return False
+        if any(limit == server_limit for limit, _ in self._windows):
+            return False
+        return remaining <= 2 * (server_limit - background_limit(server_limit, self._reserve))
+
+    def _take_pending(self) -> tuple[list[tuple[float, list[Any]]], list[Any]]:
+        """The pending releases, and their script arguments (their count first), now."""
+        pending, self._pending = self._pending, []
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        now = time.monotonic()
+        args: list[Any] = [len(pending)]
+        for answered, group in pending:
+            args += group
+            args.append(max(0.0, now - answered))
+        return pending, args
+
+    def _flush_now(self) -> None:
+        """No ask came to carry the pending releases: send them on their own."""
+        self._flush = None
+        if not self._pending:
+            return
+        task = asyncio.get_running_loop().create_task(self._send_releases())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _send_releases(self) -> None:
+        """Send every pending release in one script call."""
+        _, carried = self._take_pending()
+        args: list[Any] = ["r", "", *self._common, *carried]
         try:
             # Bounded like every Redis call: the response is in, the caller must not wait on
             # a stuck Redis for its slot's bookkeeping.
@@ -946,7 +1046,20 @@ class RedisRateLimiter:
             limit = timeout
         # A script that ran after all, its answer too late, holds a provisional slot (or a
         # queue entry) that expires on its own: the shared budget errs on the safe side.
-        result = await self._call(self._script, args, limit)
+        if not self._pending:
+            result = await self._call(self._script, args, limit)
+            return self._read_reply(result)
+        pending, carried = self._take_pending()
+        try:
+            result = await self._call(self._script, [*args[:-1], *carried], limit)
+        except BaseException:
+            # Whether the script ran is unknown: the releases go again (running one twice
+            # changes nothing, its expiry being counted from its answer).
+            self._pending[:0] = pending
+            if self._flush is None:
+                self._flush_loop = loop = asyncio.get_running_loop()
+                self._flush = loop.call_soon(self._flush_now)
+            raise
         return self._read_reply(result)
 
     def _read_reply(self, result: Any) -> tuple[int, float, str, float | None, float]:
