@@ -43,8 +43,8 @@ def check_priority(name: str, value: object) -> Priority:
 
 # Bounds on an `N/SECONDS` window, so that no limiter or estimate meets a number floats cannot
 # hold: no real quota is near a billion requests, nor a window past a year.
-MAX_WINDOW_REQUESTS: Final = 10**9
-MAX_WINDOW_SECONDS: Final = 366 * 86_400.0
+_MAX_WINDOW_REQUESTS: Final = 10**9
+_MAX_WINDOW_SECONDS: Final = 366 * 86_400.0
 
 
 def parse_rate_limit(name: str, text: object) -> tuple[int, float]:
@@ -59,14 +59,14 @@ def parse_rate_limit(name: str, text: object) -> tuple[int, float]:
         parsed = int(count), float(seconds)
     except ValueError:
         raise ValueError(f"{name} takes N/SECONDS, e.g. 300/60; got {_shown(text)}") from None
-    if not 1 <= parsed[0] <= MAX_WINDOW_REQUESTS:
+    if not 1 <= parsed[0] <= _MAX_WINDOW_REQUESTS:
         raise ValueError(
-            f"{name}: N must be a whole number from 1 to {MAX_WINDOW_REQUESTS:,}, "
+            f"{name}: N must be a whole number from 1 to {_MAX_WINDOW_REQUESTS:,}, "
             f"got {_shown(text)}"
         )
-    if not 0 < parsed[1] <= MAX_WINDOW_SECONDS:  # NaN fails this too
+    if not 0 < parsed[1] <= _MAX_WINDOW_SECONDS:  # NaN fails this too
         raise ValueError(
-            f"{name}: SECONDS must be more than 0 and at most {MAX_WINDOW_SECONDS:,.0f}, "
+            f"{name}: SECONDS must be more than 0 and at most {_MAX_WINDOW_SECONDS:,.0f}, "
             f"got {_shown(text)}"
         )
     return parsed
