@@ -307,7 +307,7 @@ _BAD_WINDOWS = [f"{10**400}/60", "5/inf", "5/nan", "5/1e300", "0/60", "5/0", "fa
 
 @pytest.mark.parametrize("window", _BAD_WINDOWS)
 async def test_a_bad_rate_limit_exits_2_naming_the_option(tmp_path: Path, window: str) -> None:
-    path = _write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
     code, out, err = await _cli(
         "bulk-update", str(path), "--list", "abc", "--dry-run", "--rate-limit", window
     )
