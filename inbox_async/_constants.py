@@ -79,3 +79,20 @@ SUNSET_HEADER: Final = istr("Sunset")
 # larger than the day's budget waits for the day window to slide rather than failing).
 DEFAULT_BULK_CONCURRENCY: Final = 16
 DEFAULT_BULK_MAX_WAIT: Final = 90_000.0
+
+# -- the command line (inbox_async/cli) -------------------------------------------------------
+# bulk-update's requests at once (--concurrency's default).
+CLI_CONCURRENCY: Final = 16
+# A CSV cell over this many bytes fails its row (no column value is that long); a cell over
+# CLI_FILE_CELL_LIMIT means the file itself is broken, most likely by a quote that never closes.
+CLI_CELL_LIMIT: Final = 128 * 1024
+CLI_FILE_CELL_LIMIT: Final = 16 * 1024 * 1024
+# Rejected rows and failed leads listed after a run; the rest are only counted.
+CLI_SHOWN_ERRORS: Final = 10
+# Without a terminal (no progress bar), a progress line at most this often, in seconds.
+CLI_PROGRESS_INTERVAL: Final = 5.0
+# The demo: the fake server's limit and the job's concurrency; its backoff is capped so that it
+# shows retries without waiting out Inbox's full 1-60 s.
+CLI_DEMO_RATE_LIMIT: Final = (400, 1.0)
+CLI_DEMO_CONCURRENCY: Final = 32
+CLI_DEMO_MAX_BACKOFF: Final = 0.25

@@ -15,6 +15,7 @@ __all__ = [
     "check_platform_id",
     "check_platform_ids",
     "check_priority",
+    "parse_rate_limit",
     "segment",
 ]
 
@@ -38,6 +39,37 @@ def check_priority(name: str, value: object) -> Priority:
     if value == "background":
         return "background"
     raise ValueError(f"{name} must be 'interactive' or 'background', not {_shown(value)}")
+
+
+# Bounds on an `N/SECONDS` window, so that no limiter or estimate meets a number floats cannot
+# hold: no real quota is near a billion requests, nor a window past a year.
+_MAX_WINDOW_REQUESTS: Final = 10**9
+_MAX_WINDOW_SECONDS: Final = 366 * 86_400.0
+
+
+def parse_rate_limit(name: str, text: object) -> tuple[int, float]:
+    """`N/SECONDS` (e.g. `300/60`) as a `(requests, seconds)` window; ValueError naming `name`."""
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str like 300/60, not {type(text).__name__}")
+    count, sep, seconds = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError(text)
+        # int() refuses a count of over 4300 digits with a ValueError too.
+        parsed = int(count), float(seconds)
+    except ValueError:
+        raise ValueError(f"{name} takes N/SECONDS, e.g. 300/60; got {_shown(text)}") from None
+    if not 1 <= parsed[0] <= _MAX_WINDOW_REQUESTS:
+        raise ValueError(
+            f"{name}: N must be a whole number from 1 to {_MAX_WINDOW_REQUESTS:,}, "
+            f"got {_shown(text)}"
+        )
+    if not 0 < parsed[1] <= _MAX_WINDOW_SECONDS:  # NaN fails this too
+        raise ValueError(
+            f"{name}: SECONDS must be more than 0 and at most {_MAX_WINDOW_SECONDS:,.0f}, "
+            f"got {_shown(text)}"
+        )
+    return parsed
 
 
 def check_id(name: str, value: object) -> str:

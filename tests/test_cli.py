@@ -296,3 +296,96 @@ async def test_the_demo_runs_and_reports_as_expected() -> None:
     assert code == 0, err
     assert "applied 2995, failed 5" in out
     assert "as expected" in out
+
+
+# -- one N/SECONDS parser, for the command line and the fake server ----------------------------
+
+# Each is refused before anything runs: a count a float cannot hold (the estimate's arithmetic
+# overflowed), a window that is not a finite positive number of seconds, or not a window at all.
+_BAD_WINDOWS = [f"{10**400}/60", "5/inf", "5/nan", "5/1e300", "0/60", "5/0", "fast", "5"]
+
+
+@pytest.mark.parametrize("window", _BAD_WINDOWS)
+async def test_a_bad_rate_limit_exits_2_naming_the_option(tmp_path: Path, window: str) -> None:
+    path = write_csv(tmp_path / "in.csv", ["platformId", COL_COMPANY], [["1", "x"]])
+    code, out, err = await _cli(
+        "bulk-update", str(path), "--list", "abc", "--dry-run", "--rate-limit", window
+    )
+    assert (code, "Traceback" in err + out) == (2, False), err
+    assert "--rate-limit" in err, err
+
+
+@pytest.mark.parametrize("window", _BAD_WINDOWS)
+async def test_the_fake_servers_bad_rate_limit_exits_2_naming_the_option(window: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "inbox_async.testing", "--port", "0", "--rate-limit", window,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    # A window it accepted starts the server, which prints its url= line and serves on.
+    first = await asyncio.wait_for(proc.stdout.readline(), 30)
+    if first:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"--rate-limit {window} was accepted: {first!r}")
+    err = await asyncio.wait_for(proc.stderr.read(), 30)
+    await proc.wait()
+    assert (proc.returncode, b"Traceback" in err) == (2, False), err
+    assert b"--rate-limit" in err.splitlines()[-1], err
+
+
+@pytest.mark.parametrize(
+    ("text", "window"),
+    [("300/60", (300, 60.0)), ("1/0.5", (1, 0.5)), (" 10 / 1 ", (10, 1.0)), ("7/1e3", (7, 1000.0))],
+)
+def test_parse_rate_limit_reads_n_per_seconds(text: str, window: tuple[int, float]) -> None:
+    from inbox_async._validation import parse_rate_limit
+
+    assert parse_rate_limit("--rate-limit", text) == window
+
+
+def test_parse_rate_limit_names_the_callers_option() -> None:
+    from inbox_async._validation import parse_rate_limit
+
+    for window in _BAD_WINDOWS:
+        with pytest.raises(ValueError, match=r"^--limit\b") as caught:
+            parse_rate_limit("--limit", window)
+        # The refused text is shown cut short, not 400 digits of it.
+        assert len(str(caught.value)) < 200
+    with pytest.raises(TypeError, match=r"^--limit must be a str"):
+        parse_rate_limit("--limit", 300)
+
+
+# -- help texts are built from the constants ----------------------------------------------------
+
+
+def test_help_and_defaults_follow_the_constants(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inbox_async.cli import _parser, main
+
+    monkeypatch.setattr(_parser, "CLI_CONCURRENCY", 7)
+    monkeypatch.setattr(_parser, "DEFAULT_RATE_LIMITS", ((5, 1.0), (20, 3600.0)))
+    monkeypatch.setattr(_parser, "CLI_CELL_LIMIT", 64 * 1024)
+    monkeypatch.setattr(_parser, "EXIT_USAGE", 9)
+    args = _parser.build_parser().parse_args(["bulk-update", "in.csv", "--list", "abc"])
+    assert args.concurrency == 7
+    with pytest.raises(SystemExit) as exited:
+        main(["bulk-update", "--help"])
+    assert exited.value.code == 0
+    # argparse re-wraps option help: compare with the whitespace folded.
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "requests at once (7)" in shown
+    assert "(default 5/1 20/3600)" in shown
+    assert "a cell over 64 KiB" in shown
+    assert "9 bad usage or bad input" in shown
+
+
+@pytest.mark.parametrize("module", ["inbox_async", "inbox_async.cli"])
+async def test_python_dash_m_runs_the_command_line(module: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, "--version", cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    assert out.decode().startswith("inbox-async ")

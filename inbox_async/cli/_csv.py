@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
-from ..bulk import LeadUpdate
+from .. import LeadUpdate
+from .._constants import CLI_CELL_LIMIT, CLI_FILE_CELL_LIMIT, CLI_SHOWN_ERRORS
 
 __all__ = [
     "CsvError",
@@ -36,10 +37,9 @@ __all__ = [
 PLATFORM_ID_HEADER: Final = "platformId"
 # The column a failures file adds; reading such a file back ignores it.
 ERROR_HEADER: Final = "inbox_error"
-# A cell over this many bytes fails its row (no column value is that long); a cell over
-# FILE_CELL_LIMIT means the file itself is broken, most likely by a quote that never closes.
-CELL_LIMIT: Final = 128 * 1024
-FILE_CELL_LIMIT: Final = 16 * 1024 * 1024
+# A cell over CELL_LIMIT bytes fails its row; one over FILE_CELL_LIMIT breaks the file.
+CELL_LIMIT: Final = CLI_CELL_LIMIT
+FILE_CELL_LIMIT: Final = CLI_FILE_CELL_LIMIT
 _COLUMN_ID_RE: Final = re.compile(r"custom_[0-9A-Za-z]+")
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -293,7 +293,7 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
     """The data rows as updates, read lazily; an empty cell is skipped (or clears, if asked).
 
     A row that cannot be sent is a RowError; a file that cannot be read (bytes that are not in
-    its encoding, a cell of more than 16 MiB) raises CsvError naming the line.
+    its encoding, a cell over FILE_CELL_LIMIT bytes) raises CsvError naming the line.
     """
     width = len(plan.headers)
     id_header = plan.id_header
@@ -323,7 +323,10 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
                 if big is not None:
                     header = plan.headers[big] if big < width else f"cell {big + 1}"
                     kib = len(cells[big].encode("utf-8", "surrogatepass")) // 1024
-                    message = f"line {line}: the {header} cell is {kib} KiB; the limit is 128 KiB"
+                    message = (
+                        f"line {line}: the {header} cell is {kib} KiB; the limit is "
+                        f"{CELL_LIMIT // 1024} KiB"
+                    )
                     yield RowError(line, cells, message)
                     continue
                 if len(cells) > width and any(c.strip() for c in cells[width:]):
@@ -350,7 +353,8 @@ def iter_rows(plan: CsvPlan, *, clear_empty: bool) -> Iterator[LeadUpdate | RowE
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise CsvError(
-                f"{plan.path} line {end + 1}: a cell of more than 16 MiB; the file is broken "
+                f"{plan.path} line {end + 1}: a cell of more than "
+                f"{FILE_CELL_LIMIT // (1024 * 1024)} MiB; the file is broken "
                 "(a quote that never closes?)"
             ) from None
         if "unexpected end of data" in str(exc):
@@ -423,7 +427,7 @@ class Scan:
     """The first rejected rows, to show."""
 
 
-def scan(plan: CsvPlan, *, clear_empty: bool, keep_errors: int = 20) -> Scan:
+def scan(plan: CsvPlan, *, clear_empty: bool, keep_errors: int = CLI_SHOWN_ERRORS) -> Scan:
     """Read the whole file once: count, check, find repeated ids; rows are not kept."""
     errors: list[RowError] = []
     result = Scan(errors=errors)

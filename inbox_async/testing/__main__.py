@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from .._validation import parse_rate_limit
 from ._faults import Fault
 from ._server import FakeInboxServer
 
@@ -24,22 +25,6 @@ _DEMO_FIRST_ID = 100_000_000
 DEMO_LIST_ID = "l44e15irdq4db30i77cgphhx"
 DEMO_COLUMN_IDS = ("custom_q5cktl47a6pqa74eu06fz89v", "custom_h7d2kx9wq3mz5rt8bn4vp6ye")
 DEMO_PLATFORM_ID = "44196397"
-
-
-def _rate_limit(text: str) -> tuple[int, float]:
-    """Parse ``COUNT/SECONDS`` (e.g. ``300/60``) for ``--rate-limit``."""
-    count, sep, seconds = text.partition("/")
-    try:
-        if not sep:
-            raise ValueError(text)
-        parsed = (int(count), float(seconds))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected COUNT/SECONDS, e.g. 300/60, got {text!r}"
-        ) from None
-    if parsed[0] < 1 or not parsed[1] > 0:
-        raise argparse.ArgumentTypeError(f"COUNT must be >= 1 and SECONDS > 0, got {text!r}")
-    return parsed
 
 
 def _probability(text: str) -> float:
@@ -68,10 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rate-limit",
-        type=_rate_limit,
         action="append",
         default=[],
-        metavar="COUNT/SECONDS",
+        metavar="N/SECONDS",
         help="a sliding-window limit, repeatable (e.g. 300/60 10000/3600); none: unlimited",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for random faults and ids")
@@ -121,7 +105,7 @@ async def _serve(args: argparse.Namespace) -> None:
         token=args.token or None,
         host=args.host,
         port=args.port,
-        rate_limits=args.rate_limit or None,
+        rate_limits=args.rate_limits or None,
         latency=args.latency,
         seed=args.seed,
         retry_after_format=args.retry_after_format,
@@ -148,9 +132,15 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until interrupted and return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.demo_list is not None and args.demo_list < 0:
-        _parser().error("--demo-list must be >= 0")
+        parser.error("--demo-list must be >= 0")
+    try:
+        # After parsing, not as an argparse type: the message names the option once.
+        args.rate_limits = [parse_rate_limit("--rate-limit", text) for text in args.rate_limit]
+    except ValueError as exc:
+        parser.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
     return 0
