@@ -17,14 +17,10 @@ import json
 import signal
 from pathlib import Path
 
+from inbox_async._validation import parse_rate_limit
 from inbox_async.testing import FakeInboxServer, Fault
 
 FIRST_ID = 100_000_000
-
-
-def _limit(text: str) -> tuple[int, float]:
-    count, _, seconds = text.partition("/")
-    return int(count), float(seconds)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -64,11 +60,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--demo-list", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--rate-limit", type=_limit, action="append", default=[])
+    parser.add_argument("--rate-limit", metavar="N/SECONDS", action="append", default=[])
     parser.add_argument("--random-429", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dump", type=Path, default=None)
     args = parser.parse_args()
+    try:
+        args.rate_limit = [parse_rate_limit("--rate-limit", t) for t in args.rate_limit]
+    except ValueError as exc:
+        parser.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
 
