@@ -14,13 +14,11 @@ from typing import Final
 
 import msgspec
 
+from ._constants import JOURNAL_LOAD_BATCH
 from ._exceptions import JournalMismatchError
 
 __all__ = ["Journal"]
 
-# A journal is read this many bytes of lines at a time (about 10,000 lines, a few ms) between
-# turns of the event loop.
-_LOAD_BATCH: Final = 512 * 1024
 # The first line of a journal: the job it belongs to.
 _JOURNAL_HEADER: Final = b"# inbox_async bulk journal v1 "
 
@@ -52,12 +50,12 @@ class Journal:
         every other task of the loop (a web app's handlers, the progress display) as long.
         """
         journal = cls.__new__(cls)
-        for _ in journal._load(path, base_url, list_id):
+        for _ in cls._load(journal, path, base_url, list_id):
             await asyncio.sleep(0)
         return journal
 
     def _load(self, path: str | os.PathLike[str], base_url: str, list_id: str) -> Iterator[None]:
-        """Read the journal, pausing (yielding) after every _LOAD_BATCH lines."""
+        """Read the journal, pausing (yielding) after every JOURNAL_LOAD_BATCH bytes of lines."""
         self.path = Path(path)
         self._applied: set[int] = set()
         applied = self._applied
@@ -66,7 +64,7 @@ class Journal:
             with self.path.open("rb") as f:
                 self._check_job(f.readline(), base_url, list_id)
                 while True:
-                    lines = f.readlines(_LOAD_BATCH)
+                    lines = f.readlines(JOURNAL_LOAD_BATCH)
                     if not lines:
                         break
                     for line in lines:

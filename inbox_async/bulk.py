@@ -25,11 +25,12 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple, Protocol, TypeAlias
 
 import msgspec
 
 from ._config import check_max_retries, check_timeout
+from ._constants import BULK_KEPT_BODY, BULK_PROGRESS_INTERVAL, BULK_RATE_HORIZON, BULK_YIELD_EVERY
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -44,9 +45,6 @@ from ._types import Priority
 from ._validation import check_id, check_platform_id, check_priority
 from .models.leads import Lead
 
-if TYPE_CHECKING:
-    from .resources.leads import Leads
-
 __all__ = [
     "BulkFailure",
     "BulkOutcome",
@@ -57,13 +55,6 @@ __all__ = [
     "UpdateInput",
 ]
 
-_PROGRESS_INTERVAL: Final = 0.5
-_RATE_HORIZON: Final = 5.0
-# Items handled without a request (journal skips, the count of what an aborted job left) give
-# the event loop a turn this often: a resume that skips 300,000 items must not hold it.
-_YIELD_EVERY: Final = 256
-# What a failure keeps of the response body: enough to read the error, not the whole page.
-_KEPT_BODY: Final = 512
 # The 404 code that means the list itself is gone (a lead missing from it is LEAD_NOT_FOUND).
 _LIST_NOT_FOUND: Final = "LIST_NOT_FOUND"
 
@@ -209,15 +200,43 @@ class BulkReport:
 Emit: TypeAlias = Callable[[BulkOutcome], Awaitable[None]]
 
 
+class _Update(Protocol):
+    """What the pool sends each item with: `Leads.update`'s signature."""
+
+    def __call__(
+        self,
+        list_id: str,
+        platform_id: str,
+        data: Mapping[str, Any],
+        /,
+        *,
+        timeout: float | None,
+        max_retries: int | None,
+        max_rate_limit_wait: float | None,
+        priority: Priority,
+    ) -> Awaitable[Lead]: ...
+
+
 class _BulkRun:
-    """The worker pool behind both forms of bulk update."""
+    """The worker pool behind both forms of bulk update.
+
+    It sees the client only through what it is given: `update` sends one item (the list id
+    goes with each call, so a bound `Leads.update` serves as is: no wrapper, no extra coroutine
+    layer per item), `rate_limit` and `attempts` read the limiter's state and the HTTP attempts
+    so far, `base_url` names the job in the journal, and `max_connections` (None for a borrowed
+    session) is the pool size a larger `concurrency` would only queue behind.
+    """
 
     def __init__(
         self,
-        leads: Leads,
+        update: _Update,
         list_id: str,
         updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
         *,
+        base_url: str,
+        rate_limit: Callable[[], RateLimitSnapshot],
+        attempts: Callable[[], int],
+        max_connections: int | None,
         concurrency: int,
         on_progress: Callable[[BulkProgress], object] | None,
         journal: str | os.PathLike[str] | None,
@@ -242,18 +261,20 @@ class _BulkRun:
                 "updates must be an iterable or async iterable of (platform_id, data) pairs "
                 f"or LeadUpdate objects, not {type(updates).__name__}"
             )
-        client = leads._client
-        if client._transport.owns_session and concurrency > client._config.max_connections:
+        if max_connections is not None and concurrency > max_connections:
             # More workers than connections only queue inside aiohttp's pool.
             logger.warning(
                 "bulk update: concurrency=%d is more than the client's max_connections=%d; "
                 "raise max_connections to run that many requests at once",
                 concurrency,
-                client._config.max_connections,
+                max_connections,
             )
-        self._leads = leads
+        self._update = update
+        self._base_url = base_url
+        self._rate_limit = rate_limit
+        self._attempts = attempts
         self._list_id = list_id
-        self._concurrency = concurrency
+        self.concurrency = concurrency
         self._on_progress = on_progress
         self._journal_path = journal
         self._max_wait = check_timeout(max_wait, "max_rate_limit_wait")
@@ -280,19 +301,18 @@ class _BulkRun:
         self.report = BulkReport()
 
     async def run(self, emit: Emit | None) -> BulkReport:
-        client = self._leads._client
         journal = None
         if self._journal_path is not None:
             # Raises before anything is sent when the journal belongs to another job.
             journal = await Journal.open(
-                self._journal_path, base_url=client.base_url, list_id=self._list_id
+                self._journal_path, base_url=self._base_url, list_id=self._list_id
             )
         started = time.monotonic()
         self._samples.append((started, 0))
-        attempts_before = client.stats.attempts
-        wait_before = client.rate_limit.throttled_seconds
+        attempts_before = self._attempts()
+        wait_before = self._rate_limit().throttled_seconds
         workers = [
-            asyncio.ensure_future(self._worker(emit, journal)) for _ in range(self._concurrency)
+            asyncio.ensure_future(self._worker(emit, journal)) for _ in range(self.concurrency)
         ]
         ticker = asyncio.ensure_future(self._tick(started)) if self._on_progress else None
         try:
@@ -310,8 +330,8 @@ class _BulkRun:
                 journal.close()
             report = self.report
             report.elapsed = time.monotonic() - started
-            report.attempts = client.stats.attempts - attempts_before
-            report.rate_limit_wait = client.rate_limit.throttled_seconds - wait_before
+            report.attempts = self._attempts() - attempts_before
+            report.rate_limit_wait = self._rate_limit().throttled_seconds - wait_before
         if self._on_progress is not None:
             self._on_progress(self._progress(started))
         if self._input_error is not None:
@@ -323,7 +343,7 @@ class _BulkRun:
 
         Items that need no request (the journal shows them applied, or they have nothing to set)
         are counted here, under the lock, so that one worker at a time walks through them and
-        gives the loop a turn every _YIELD_EVERY of them: a resume skipping 300,000 items
+        gives the loop a turn every BULK_YIELD_EVERY of them: a resume skipping 300,000 items
         neither holds the loop nor lets every worker run a batch in the same turn.
         """
         report = self.report
@@ -353,7 +373,7 @@ class _BulkRun:
                         return _Item(index, platform_id, raw_data, None, key)
                 report.skipped += 1
                 skipped += 1
-                if skipped % _YIELD_EVERY == 0:
+                if skipped % BULK_YIELD_EVERY == 0:
                     await asyncio.sleep(0)
         return None
 
@@ -380,13 +400,13 @@ class _BulkRun:
                 break
             report.total += 1
             report.not_attempted += 1
-            if report.not_attempted % _YIELD_EVERY == 0:
+            if report.not_attempted % BULK_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
 
     async def _worker(self, emit: Emit | None, journal: Journal | None) -> None:
         handled = 0
         while True:
-            if handled >= _YIELD_EVERY:
+            if handled >= BULK_YIELD_EVERY:
                 # Invalid items cost no request, hence no await: give the loop a turn.
                 handled = 0
                 await asyncio.sleep(0)
@@ -427,7 +447,7 @@ class _BulkRun:
                     return None, None
             self._in_flight += 1
             try:
-                lead = await self._leads.update(
+                lead = await self._update(
                     self._list_id,
                     platform_id,
                     raw_data,  # type: ignore[arg-type]
@@ -492,12 +512,12 @@ class _BulkRun:
             return False
         if len(set(streak)) > 1:
             del streak[:-1]
-        return len(streak) >= self._concurrency
+        return len(streak) >= self.concurrency
 
     async def _tick(self, started: float) -> None:
         assert self._on_progress is not None
         while True:
-            await asyncio.sleep(_PROGRESS_INTERVAL)
+            await asyncio.sleep(BULK_PROGRESS_INTERVAL)
             self._on_progress(self._progress(started))
 
     def _progress(self, started: float) -> BulkProgress:
@@ -506,11 +526,11 @@ class _BulkRun:
         done = report.succeeded + len(report.failed) + report.skipped
         samples = self._samples
         samples.append((now, done))
-        while len(samples) > 2 and now - samples[1][0] >= _RATE_HORIZON:
+        while len(samples) > 2 and now - samples[1][0] >= BULK_RATE_HORIZON:
             samples.popleft()
         then, done_then = samples[0]
         rate = (done - done_then) / (now - then) if now > then else 0.0
-        limits = self._leads._client.rate_limit
+        limits = self._rate_limit()
         eta = None
         if self._total is not None:
             eta = self._eta(self._total - done, rate, limits)
@@ -568,7 +588,7 @@ class BulkUpdateStream:
 
     def __init__(self, run: _BulkRun) -> None:
         self._run = run
-        self._queue: asyncio.Queue[BulkOutcome | None] = asyncio.Queue(run._concurrency)
+        self._queue: asyncio.Queue[BulkOutcome | None] = asyncio.Queue(run.concurrency)
         self._task: asyncio.Task[BulkReport] | None = None
 
     @property
@@ -688,7 +708,7 @@ def _slim(error: Exception) -> Exception:
         link.__context__ = None
         link = link.__cause__
     if isinstance(error, APIStatusError):
-        error.body = error.body[:_KEPT_BODY]
+        error.body = error.body[:BULK_KEPT_BODY]
         # A plain dict of the few headers worth keeping, instead of the whole multidict.
         error.headers = {
             name: value for name, value in error.headers.items() if name.lower() in _KEPT_HEADERS
