@@ -1,6 +1,10 @@
 """The bulk journal: an append-only record of one job's finished items, so that a rerun resumes.
 
-The file format: a first line naming the job, then one `ok|failed KEY 'platform_id'` line per item.
+The file is UTF-8 text. Its first line names the job,
+`# inbox_async bulk journal v1 {"base_url":"...","list_id":"..."}` (keys sorted); then one line
+per finished item, `ok KEY 'platform_id'` or `failed KEY 'platform_id'`, where KEY is the
+update's 64-bit digest (`Journal.key_of`: the lead and its values) in 16 hex digits. Only `ok`
+lines are read back; the platform id is there for a person reading the file.
 """
 
 from __future__ import annotations

@@ -3,7 +3,11 @@
 Unlike `asyncio.gather` or aiometer, a failure here never cancels the rest, the input is pulled
 only as workers free up (a generator of a million updates runs in constant memory), and every
 item ends in exactly one outcome: applied, or failed with its error. Successes are counted, not
-kept. An optional journal makes a job resumable after a crash or `kill -9`.
+kept. An optional journal (`_journal.py`) makes a job resumable after a crash or `kill -9`.
+
+The pool sends each item through the update callable it is given (`Leads.update`, bound) and
+reads the client only through public values passed in: it imports neither the resources nor
+the client.
 """
 
 from __future__ import annotations
