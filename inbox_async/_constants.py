@@ -80,7 +80,7 @@ SUNSET_HEADER: Final = istr("Sunset")
 DEFAULT_BULK_CONCURRENCY: Final = 16
 DEFAULT_BULK_MAX_WAIT: Final = 90_000.0
 
-# Bulk updates, the worker pool and its journal (bulk.py, _journal.py).
+# -- bulk updates: the worker pool and its journal (inbox_async/bulk.py, _journal.py) ---------
 # on_progress is called this often (seconds), with the rate over about the last this many.
 BULK_PROGRESS_INTERVAL: Final = 0.5
 BULK_RATE_HORIZON: Final = 5.0
