@@ -80,6 +80,19 @@ SUNSET_HEADER: Final = istr("Sunset")
 DEFAULT_BULK_CONCURRENCY: Final = 16
 DEFAULT_BULK_MAX_WAIT: Final = 90_000.0
 
+# -- bulk updates: the worker pool and its journal (inbox_async/bulk.py, _journal.py) ---------
+# on_progress is called this often (seconds), with the rate over about the last this many.
+BULK_PROGRESS_INTERVAL: Final = 0.5
+BULK_RATE_HORIZON: Final = 5.0
+# Items handled without a request (journal skips, the count of what an aborted job left) give
+# the event loop a turn this often: a resume that skips 300,000 items must not hold it.
+BULK_YIELD_EVERY: Final = 256
+# The body excerpt a failure keeps of its response: enough to read the error, not the whole page.
+BULK_KEPT_BODY: Final = 512
+# A journal is read this many bytes of lines at a time (about 10,000 lines, a few ms) between
+# turns of the event loop.
+JOURNAL_LOAD_BATCH: Final = 512 * 1024
+
 # -- the command line (inbox_async/cli) -------------------------------------------------------
 # bulk-update's requests at once (--concurrency's default).
 CLI_CONCURRENCY: Final = 16

@@ -3,14 +3,17 @@
 Unlike `asyncio.gather` or aiometer, a failure here never cancels the rest, the input is pulled
 only as workers free up (a generator of a million updates runs in constant memory), and every
 item ends in exactly one outcome: applied, or failed with its error. Successes are counted, not
-kept. An optional journal makes a job resumable after a crash or `kill -9`.
+kept. An optional journal (`_journal.py`) makes a job resumable after a crash or `kill -9`.
+
+The pool sends each item through the update callable it is given (`Leads.update`, bound) and
+reads the client only through public values passed in: it imports neither the resources nor
+the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 import os
 import time
@@ -25,29 +28,26 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple, Protocol, TypeAlias
 
 import msgspec
 
 from ._config import check_max_retries, check_timeout
+from ._constants import BULK_KEPT_BODY, BULK_PROGRESS_INTERVAL, BULK_RATE_HORIZON, BULK_YIELD_EVERY
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
     InboxError,
-    JournalMismatchError,
     PermissionDeniedError,
 )
+from ._journal import Journal
 from ._log import logger
 from ._ratelimit._local import RateLimitSnapshot, WindowState, background_limit
 from ._types import Priority
 from ._validation import check_id, check_platform_id, check_priority
 from .models.leads import Lead
-
-if TYPE_CHECKING:
-    from .resources.leads import Leads
 
 __all__ = [
     "BulkFailure",
@@ -59,20 +59,8 @@ __all__ = [
     "UpdateInput",
 ]
 
-_PROGRESS_INTERVAL: Final = 0.5
-_RATE_HORIZON: Final = 5.0
-# Items handled without a request (journal skips, the count of what an aborted job left) give
-# the event loop a turn this often: a resume that skips 300,000 items must not hold it.
-_YIELD_EVERY: Final = 256
-# What a failure keeps of the response body: enough to read the error, not the whole page.
-_KEPT_BODY: Final = 512
 # The 404 code that means the list itself is gone (a lead missing from it is LEAD_NOT_FOUND).
 _LIST_NOT_FOUND: Final = "LIST_NOT_FOUND"
-# A journal is read this many bytes of lines at a time (about 10,000 lines, a few ms) between
-# turns of the event loop.
-_LOAD_BATCH: Final = 512 * 1024
-# The first line of a journal: the job it belongs to.
-_JOURNAL_HEADER: Final = b"# inbox_async bulk journal v1 "
 
 
 class LeadUpdate(msgspec.Struct, frozen=True, gc=False):
@@ -213,130 +201,46 @@ class BulkReport:
         return not self.failed and not self.not_attempted and self.aborted is None
 
 
-class Journal:
-    """Append-only record of one job's finished items; a rerun skips what it shows applied.
-
-    The first line names the job (base URL and list id): a journal is never reused for another
-    list or server, where skipping its items would report updates that never happened. Then one
-    line per finished item, flushed before the item counts as done, so a crash loses at most the
-    items that were in flight. A torn last line (a `kill -9` mid-write) is ignored.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, base_url: str, list_id: str) -> None:
-        """Open (or start) the journal at `path` for the job on `list_id` at `base_url`.
-
-        Reads the whole file at once; a bulk job uses `Journal.open`, which gives the event loop
-        a turn as it reads. Raises JournalMismatchError (a ValueError) when the journal belongs
-        to another job.
-        """
-        for _ in self._load(path, base_url, list_id):
-            pass
-
-    @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, base_url: str, list_id: str) -> Journal:
-        """`Journal(...)`, read in batches with a turn for the event loop after each one.
-
-        A journal of a million lines takes about a second to read; in one step that would stall
-        every other task of the loop (a web app's handlers, the progress display) as long.
-        """
-        journal = cls.__new__(cls)
-        for _ in journal._load(path, base_url, list_id):
-            await asyncio.sleep(0)
-        return journal
-
-    def _load(self, path: str | os.PathLike[str], base_url: str, list_id: str) -> Iterator[None]:
-        """Read the journal, pausing (yielding) after every _LOAD_BATCH lines."""
-        self.path = Path(path)
-        self._applied: set[int] = set()
-        applied = self._applied
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        if not fresh:
-            with self.path.open("rb") as f:
-                self._check_job(f.readline(), base_url, list_id)
-                while True:
-                    lines = f.readlines(_LOAD_BATCH)
-                    if not lines:
-                        break
-                    for line in lines:
-                        parts = line.split()
-                        if len(parts) == 3 and parts[0] == b"ok":
-                            # try/except rather than suppress(): a context manager per line
-                            # costs more than the rest of the line's work.
-                            try:  # noqa: SIM105
-                                applied.add(int(parts[1], 16))
-                            except ValueError:
-                                pass  # a torn line
-                    yield
-        self._file = self.path.open("a", encoding="utf-8")
-        if fresh:
-            job = _canonical.encode({"base_url": base_url, "list_id": list_id})
-            self._file.write((_JOURNAL_HEADER + job).decode() + "\n")
-            self._file.flush()
-
-    def _check_job(self, first: bytes, base_url: str, list_id: str) -> None:
-        if not first.startswith(_JOURNAL_HEADER):
-            raise JournalMismatchError(
-                f"journal {str(self.path)!r} does not say which job it belongs to (it was written "
-                "by an older version or is not a journal): delete it or pass another journal path"
-            )
-        try:
-            job = msgspec.json.decode(first[len(_JOURNAL_HEADER) :])
-            theirs = (str(job["base_url"]), str(job["list_id"]))
-        except (msgspec.DecodeError, KeyError, TypeError) as exc:
-            raise JournalMismatchError(
-                f"journal {str(self.path)!r} has a damaged first line"
-            ) from exc
-        if theirs != (base_url, list_id):
-            raise JournalMismatchError(
-                f"journal {str(self.path)!r} belongs to list {theirs[1]} at {theirs[0]}, not to "
-                f"this job's list {list_id} at {base_url}: reusing it would skip updates that "
-                "were never made there; pass another journal path"
-            )
-
-    @property
-    def applied_count(self) -> int:
-        """Updates the journal shows applied."""
-        return len(self._applied)
-
-    @staticmethod
-    def key_of(platform_id: object, data: object) -> int | None:
-        """A 64-bit digest of one update (the same lead, the same values); None if invalid."""
-        if not isinstance(platform_id, (str, int)) or not isinstance(data, Mapping):
-            return None
-        try:
-            blob = str(platform_id).encode() + b"\0" + _canonical.encode(dict(data))
-        except Exception:  # anything odd in a caller's item: it has no key, and fails alone
-            return None
-        return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
-
-    def applied(self, key: int) -> bool:
-        """Whether an earlier run applied this update."""
-        return key in self._applied
-
-    def record(self, key: int, ok: bool, platform_id: str) -> None:
-        """Append one finished item and flush it to the OS."""
-        self._file.write(f"{'ok' if ok else 'failed'} {key:016x} {platform_id!r}\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
-
-
-_canonical: Final = msgspec.json.Encoder(order="sorted")
-
 Emit: TypeAlias = Callable[[BulkOutcome], Awaitable[None]]
 
 
+class _Update(Protocol):
+    """What the pool sends each item with: `Leads.update`'s signature."""
+
+    def __call__(
+        self,
+        list_id: str,
+        platform_id: str,
+        data: Mapping[str, Any],
+        /,
+        *,
+        timeout: float | None,
+        max_retries: int | None,
+        max_rate_limit_wait: float | None,
+        priority: Priority,
+    ) -> Awaitable[Lead]: ...
+
+
 class _BulkRun:
-    """The worker pool behind both forms of bulk update."""
+    """The worker pool behind both forms of bulk update.
+
+    It sees the client only through what it is given: `update` sends one item (the list id
+    goes with each call, so a bound `Leads.update` serves as is: no wrapper, no extra coroutine
+    layer per item), `rate_limit` and `attempts` read the limiter's state and the HTTP attempts
+    so far, `base_url` names the job in the journal, and `max_connections` (None for a borrowed
+    session) is the pool size a larger `concurrency` would only queue behind.
+    """
 
     def __init__(
         self,
-        leads: Leads,
+        update: _Update,
         list_id: str,
         updates: Iterable[UpdateInput] | AsyncIterable[UpdateInput],
         *,
+        base_url: str,
+        rate_limit: Callable[[], RateLimitSnapshot],
+        attempts: Callable[[], int],
+        max_connections: int | None,
         concurrency: int,
         on_progress: Callable[[BulkProgress], object] | None,
         journal: str | os.PathLike[str] | None,
@@ -361,18 +265,20 @@ class _BulkRun:
                 "updates must be an iterable or async iterable of (platform_id, data) pairs "
                 f"or LeadUpdate objects, not {type(updates).__name__}"
             )
-        client = leads._client
-        if client._transport.owns_session and concurrency > client._config.max_connections:
+        if max_connections is not None and concurrency > max_connections:
             # More workers than connections only queue inside aiohttp's pool.
             logger.warning(
                 "bulk update: concurrency=%d is more than the client's max_connections=%d; "
                 "raise max_connections to run that many requests at once",
                 concurrency,
-                client._config.max_connections,
+                max_connections,
             )
-        self._leads = leads
+        self._update = update
+        self._base_url = base_url
+        self._rate_limit = rate_limit
+        self._attempts = attempts
         self._list_id = list_id
-        self._concurrency = concurrency
+        self.concurrency = concurrency
         self._on_progress = on_progress
         self._journal_path = journal
         self._max_wait = check_timeout(max_wait, "max_rate_limit_wait")
@@ -399,19 +305,18 @@ class _BulkRun:
         self.report = BulkReport()
 
     async def run(self, emit: Emit | None) -> BulkReport:
-        client = self._leads._client
         journal = None
         if self._journal_path is not None:
             # Raises before anything is sent when the journal belongs to another job.
             journal = await Journal.open(
-                self._journal_path, base_url=client.base_url, list_id=self._list_id
+                self._journal_path, base_url=self._base_url, list_id=self._list_id
             )
         started = time.monotonic()
         self._samples.append((started, 0))
-        attempts_before = client.stats.attempts
-        wait_before = client.rate_limit.throttled_seconds
+        attempts_before = self._attempts()
+        wait_before = self._rate_limit().throttled_seconds
         workers = [
-            asyncio.ensure_future(self._worker(emit, journal)) for _ in range(self._concurrency)
+            asyncio.ensure_future(self._worker(emit, journal)) for _ in range(self.concurrency)
         ]
         ticker = asyncio.ensure_future(self._tick(started)) if self._on_progress else None
         try:
@@ -429,8 +334,8 @@ class _BulkRun:
                 journal.close()
             report = self.report
             report.elapsed = time.monotonic() - started
-            report.attempts = client.stats.attempts - attempts_before
-            report.rate_limit_wait = client.rate_limit.throttled_seconds - wait_before
+            report.attempts = self._attempts() - attempts_before
+            report.rate_limit_wait = self._rate_limit().throttled_seconds - wait_before
         if self._on_progress is not None:
             self._on_progress(self._progress(started))
         if self._input_error is not None:
@@ -442,7 +347,7 @@ class _BulkRun:
 
         Items that need no request (the journal shows them applied, or they have nothing to set)
         are counted here, under the lock, so that one worker at a time walks through them and
-        gives the loop a turn every _YIELD_EVERY of them: a resume skipping 300,000 items
+        gives the loop a turn every BULK_YIELD_EVERY of them: a resume skipping 300,000 items
         neither holds the loop nor lets every worker run a batch in the same turn.
         """
         report = self.report
@@ -472,7 +377,7 @@ class _BulkRun:
                         return _Item(index, platform_id, raw_data, None, key)
                 report.skipped += 1
                 skipped += 1
-                if skipped % _YIELD_EVERY == 0:
+                if skipped % BULK_YIELD_EVERY == 0:
                     await asyncio.sleep(0)
         return None
 
@@ -499,13 +404,13 @@ class _BulkRun:
                 break
             report.total += 1
             report.not_attempted += 1
-            if report.not_attempted % _YIELD_EVERY == 0:
+            if report.not_attempted % BULK_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
 
     async def _worker(self, emit: Emit | None, journal: Journal | None) -> None:
         handled = 0
         while True:
-            if handled >= _YIELD_EVERY:
+            if handled >= BULK_YIELD_EVERY:
                 # Invalid items cost no request, hence no await: give the loop a turn.
                 handled = 0
                 await asyncio.sleep(0)
@@ -546,7 +451,7 @@ class _BulkRun:
                     return None, None
             self._in_flight += 1
             try:
-                lead = await self._leads.update(
+                lead = await self._update(
                     self._list_id,
                     platform_id,
                     raw_data,  # type: ignore[arg-type]
@@ -611,12 +516,12 @@ class _BulkRun:
             return False
         if len(set(streak)) > 1:
             del streak[:-1]
-        return len(streak) >= self._concurrency
+        return len(streak) >= self.concurrency
 
     async def _tick(self, started: float) -> None:
         assert self._on_progress is not None
         while True:
-            await asyncio.sleep(_PROGRESS_INTERVAL)
+            await asyncio.sleep(BULK_PROGRESS_INTERVAL)
             self._on_progress(self._progress(started))
 
     def _progress(self, started: float) -> BulkProgress:
@@ -625,11 +530,11 @@ class _BulkRun:
         done = report.succeeded + len(report.failed) + report.skipped
         samples = self._samples
         samples.append((now, done))
-        while len(samples) > 2 and now - samples[1][0] >= _RATE_HORIZON:
+        while len(samples) > 2 and now - samples[1][0] >= BULK_RATE_HORIZON:
             samples.popleft()
         then, done_then = samples[0]
         rate = (done - done_then) / (now - then) if now > then else 0.0
-        limits = self._leads._client.rate_limit
+        limits = self._rate_limit()
         eta = None
         if self._total is not None:
             eta = self._eta(self._total - done, rate, limits)
@@ -687,7 +592,7 @@ class BulkUpdateStream:
 
     def __init__(self, run: _BulkRun) -> None:
         self._run = run
-        self._queue: asyncio.Queue[BulkOutcome | None] = asyncio.Queue(run._concurrency)
+        self._queue: asyncio.Queue[BulkOutcome | None] = asyncio.Queue(run.concurrency)
         self._task: asyncio.Task[BulkReport] | None = None
 
     @property
@@ -807,7 +712,7 @@ def _slim(error: Exception) -> Exception:
         link.__context__ = None
         link = link.__cause__
     if isinstance(error, APIStatusError):
-        error.body = error.body[:_KEPT_BODY]
+        error.body = error.body[:BULK_KEPT_BODY]
         # A plain dict of the few headers worth keeping, instead of the whole multidict.
         error.headers = {
             name: value for name, value in error.headers.items() if name.lower() in _KEPT_HEADERS

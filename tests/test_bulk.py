@@ -189,9 +189,13 @@ async def test_the_eta_counts_the_reserve_and_the_pacing(
         TOKEN, base_url=server.url, rate_limits=[(300, 60.0)], reserve=reserve
     ) as client:
         run = _BulkRun(
-            client.leads,
+            client.leads.update,
             "abc",
             [],
+            base_url=client.base_url,
+            rate_limit=lambda: client.rate_limit,
+            attempts=lambda: client.stats.attempts,
+            max_connections=client.max_connections,
             concurrency=1,
             on_progress=None,
             journal=None,

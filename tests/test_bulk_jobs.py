@@ -340,7 +340,7 @@ async def test_resuming_a_big_journal_never_blocks_the_loop_for_long(
     # updates would take minutes): the first run's header, then one line per applied item.
     async with _client(server, sleep) as client:
         await client.leads.bulk_update(list_id, rows[:1], journal=journal)
-    from inbox_async.bulk import Journal
+    from inbox_async._journal import Journal
 
     with journal.open("a", encoding="utf-8") as f:
         for pid, data in rows[1:-50]:

@@ -226,10 +226,15 @@ class Leads(Resource):
             report = await client.leads.bulk_update(list_id, ((pid, {col: v}) for pid, v in rows))
             print(report.succeeded, [(f.platform_id, f.error) for f in report.failed])
         """
+        client = self._client
         run = _BulkRun(
-            self,
+            self.update,
             list_id,
             updates,
+            base_url=client.base_url,
+            rate_limit=lambda: client.rate_limit,
+            attempts=lambda: client.stats.attempts,
+            max_connections=client.max_connections,
             concurrency=concurrency,
             on_progress=on_progress,
             journal=journal,
@@ -260,10 +265,15 @@ class Leads(Resource):
             async for outcome in stream:
                 write_result(outcome.platform_id, outcome.ok, outcome.error)
         """
+        client = self._client
         run = _BulkRun(
-            self,
+            self.update,
             list_id,
             updates,
+            base_url=client.base_url,
+            rate_limit=lambda: client.rate_limit,
+            attempts=lambda: client.stats.attempts,
+            max_connections=client.max_connections,
             concurrency=concurrency,
             on_progress=on_progress,
             journal=journal,
