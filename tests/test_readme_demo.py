@@ -125,3 +125,11 @@ def test_the_raw_response_example_runs_against_the_demo_server(
 ) -> None:
     out = _run_snippet("raw_response.py", demo, tmp_path)
     assert out == "200 True\n0 True\n{'custom_q5cktl47a6pqa74eu06fz89v': 'Acme'} True\n"
+
+
+@pytest.mark.slow
+def test_the_build_and_send_example_runs_against_the_demo_server(
+    demo: dict[str, str], tmp_path: Path
+) -> None:
+    out = _run_snippet("build_send.py", demo, tmp_path)
+    assert out == "PATCH /api/v1/lists/l44e15irdq4db30i77cgphhx/leads/44196397\n200 True 1\n"
