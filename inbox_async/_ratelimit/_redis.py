@@ -670,6 +670,7 @@ class RedisRateLimiter:
         if (url is None) == (redis is None):
             raise ValueError("pass exactly one of url=... or redis=...")
         self._reserve = check_reserve(reserve)
+        self._gate_jitter = check_gate_jitter(gate_jitter)
         self._redis_timeout = check_timeout(redis_timeout, "redis_timeout")
         if url is not None:
             if not isinstance(url, str):
@@ -696,7 +697,6 @@ class RedisRateLimiter:
         self._keys += [f"{tag}:{name}" for name in _STATE_KEYS]
         self._script = self._redis.register_script(_SCRIPT)
         self._on_throttle = on_throttle
-        self._gate_jitter = check_gate_jitter(gate_jitter)
         self._probe_interval = check_probe_interval(probe_interval)
         self._max_hold = hold_cap(seconds for _, seconds in windows)
         # Arguments every script call starts with (ARGV[3] onwards; the op and member first).
