@@ -3,7 +3,8 @@
 A server (or a proxy in front of it) can send anything: a Retry-After of 10^12 seconds, an HTTP
 date in year 9999, an X-RateLimit-Reset in milliseconds. Trusted as sent, one such header would
 hold every later request back for good. Here each is read, bounded and capped once, for the local
-limiter, the Redis limiter and the retry stage alike.
+limiter, the Redis limiter and the retry stage alike. The jitter added to a wait the server asked
+for (the 429 gate's, the retry stage's) is drawn here too; its tunables are in `_constants`.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def parse_count(value: str | None) -> int | None:
         if not math.isfinite(number):
             return None
         count = int(number)
+    else:
+        if 0 <= count <= MAX_COUNT:  # what every response sends: no min/max calls
+            return count
     return min(max(count, 0), MAX_COUNT)
 
 

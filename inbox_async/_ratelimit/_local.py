@@ -103,7 +103,7 @@ from .._constants import (
     RATE_RESET_HEADER,
 )
 from .._exceptions import RateLimitError
-from .._headers import MAX_COUNT, ResetReader, hold_cap, parse_count
+from .._headers import ResetReader, hold_cap, parse_count
 from .._log import logger
 from .._types import Priority
 from ._base import (
@@ -988,16 +988,7 @@ class RateLimiter:
             self._rejudge = True
 
     def _observe(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
-        text = headers.get(RATE_REMAINING_HEADER)
-        if text is None:
-            remaining = None
-        else:
-            try:
-                remaining = int(text)
-            except ValueError:
-                remaining = None
-            if remaining is None or not 0 <= remaining <= MAX_COUNT:
-                remaining = parse_count(text)  # "12.0", "-1", "1e30" and the like
+        remaining = parse_count(headers.get(RATE_REMAINING_HEADER))
         if remaining is not None:
             self._server_remaining = remaining
             self._budget_seen = now
