@@ -22,7 +22,7 @@ from ._exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from ._ratelimit._local import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
+from ._ratelimit import RateLimiter, RateLimitSnapshot, ThrottleEvent, WindowState
 from ._response import RawResponse
 from ._sync import SyncInboxClient
 from .bulk import BulkFailure, BulkOutcome, BulkProgress, BulkReport, BulkUpdateStream, LeadUpdate

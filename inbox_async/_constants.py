@@ -59,6 +59,24 @@ PROBE_INTERVAL: Final = 60.0
 # app and the team's other tools keep a tenth of the quota. 0 turns the reserve off.
 DEFAULT_RESERVE: Final = 0.1
 
+# -- rate limiting (_ratelimit/, _headers.py) ----------------------------------------------
+# A 429 closes the gate for its Retry-After plus a random jitter of up to
+# GATE_JITTER_FRACTION * Retry-After + GATE_JITTER_FLOOR seconds, and at most DEFAULT_GATE_JITTER
+# (the limiters' `gate_jitter=`): callers told the same wait do not all come back at once. The
+# retry stage adds the same jitter to the waits the server asks for.
+DEFAULT_GATE_JITTER: Final = 1.0
+GATE_JITTER_FRACTION: Final = 0.1
+GATE_JITTER_FLOOR: Final = 0.05
+# A 429 without a readable Retry-After closes the gate this long; a spent server budget without
+# an X-RateLimit-Reset is looked at again after this long; no reading of the server's Remaining
+# is taken as stale sooner than this after it was read.
+RATE_LIMIT_RECHECK: Final = 1.0
+# RedisRateLimiter: a slot is held for its request's timeout plus this margin until its answer
+# re-scores it, so the slot of a process that dies mid-request frees on its own.
+REDIS_HOLD_MARGIN: Final = 5.0
+# Read from 429s, as istr like the header names below.
+RETRY_AFTER_HEADER: Final = istr("Retry-After")
+
 SDK_VERSION: Final = _sdk_version()
 # What openai-python and stripe-python send too: the SDK, the interpreter and the HTTP library,
 # so that a server-side log tells which combination a report came from.

@@ -3,7 +3,8 @@
 A server (or a proxy in front of it) can send anything: a Retry-After of 10^12 seconds, an HTTP
 date in year 9999, an X-RateLimit-Reset in milliseconds. Trusted as sent, one such header would
 hold every later request back for good. Here each is read, bounded and capped once, for the local
-limiter, the Redis limiter and the retry stage alike.
+limiter, the Redis limiter and the retry stage alike. The jitter added to a wait the server asked
+for (the 429 gate's, the retry stage's) is drawn here too; its tunables are in `_constants`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ import email.utils
 import math
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
-from ._constants import MAX_SERVER_WAIT
+from ._constants import (
+    DEFAULT_GATE_JITTER,
+    GATE_JITTER_FLOOR,
+    GATE_JITTER_FRACTION,
+    MAX_SERVER_WAIT,
+    RETRY_AFTER_HEADER,
+)
 from ._log import logger
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "parse_count",
     "parse_reset",
     "parse_retry_after",
+    "read_retry_after",
 ]
 
 # X-RateLimit-Limit / -Remaining above this are read as this: no window is that large, and an
@@ -64,6 +72,11 @@ def parse_retry_after(
     return min(max(0.0, stamp - current), cap)
 
 
+def read_retry_after(headers: Mapping[str, str], *, cap: float = MAX_SERVER_WAIT) -> float | None:
+    """The response's Retry-After in seconds, at most `cap`; None without a readable one."""
+    return parse_retry_after(headers.get(RETRY_AFTER_HEADER), cap=cap)
+
+
 def parse_count(value: str | None) -> int | None:
     """X-RateLimit-Limit or -Remaining as an int in [0, MAX_COUNT]; None if unreadable."""
     if value is None:
@@ -78,6 +91,9 @@ def parse_count(value: str | None) -> int | None:
         if not math.isfinite(number):
             return None
         count = int(number)
+    else:
+        if 0 <= count <= MAX_COUNT:  # what every response sends: no min/max calls
+            return count
     return min(max(count, 0), MAX_COUNT)
 
 
@@ -104,9 +120,9 @@ def parse_reset(
     return reset if abs(reset - current) <= horizon else None
 
 
-def gate_jitter(wait: float, limit: float = 1.0) -> float:
+def gate_jitter(wait: float, limit: float = DEFAULT_GATE_JITTER) -> float:
     """Random seconds to add to `wait`, so callers told the same wait do not all return at once."""
-    return random.uniform(0, min(limit, 0.1 * wait + 0.05))
+    return random.uniform(0, min(limit, GATE_JITTER_FRACTION * wait + GATE_JITTER_FLOOR))
 
 
 def hold_cap(window_seconds: Iterable[float]) -> float:

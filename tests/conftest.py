@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.traceback import Traceback
 
 from inbox_async import InboxClient
-from inbox_async._ratelimit._local import RateLimitSnapshot
+from inbox_async._ratelimit import RateLimitSnapshot
 from inbox_async.testing import FakeInboxServer
 
 TOKEN = "test-token"

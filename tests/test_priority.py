@@ -20,7 +20,7 @@ import pytest
 
 from inbox_async import InboxClient, RateLimiter, RateLimitError
 from inbox_async._constants import DEFAULT_RESERVE
-from inbox_async._ratelimit._local import background_limit
+from inbox_async._ratelimit import background_limit
 from inbox_async.testing import FakeInboxServer
 
 from .conftest import COL_COMPANY, TOKEN, eventually, lead_ids, seed_list

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from inbox_async import RateLimitError
-from inbox_async._ratelimit._local import background_limit
+from inbox_async._ratelimit import background_limit
 from inbox_async._ratelimit._redis import RedisRateLimiter
 from inbox_async._types import Priority
 

@@ -88,31 +88,40 @@ import sys
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from .._constants import (
+    DEFAULT_GATE_JITTER,
     DEFAULT_RATE_LIMITS,
     DEFAULT_RESERVE,
     DEFAULT_TIMEOUT,
     PROBE_INTERVAL,
     RATE_LIMIT_HEADER,
+    RATE_LIMIT_RECHECK,
     RATE_REMAINING_HEADER,
     RATE_RESET_HEADER,
 )
-from .._exceptions import CLIENT_RATE_LIMITED, RateLimitError
-from .._headers import (
-    MAX_COUNT,
-    ResetReader,
-    gate_jitter,
-    hold_cap,
-    parse_count,
-    parse_retry_after,
-)
+from .._exceptions import RateLimitError
+from .._headers import ResetReader, hold_cap, parse_count
 from .._log import logger
 from .._types import Priority
+from ._base import (
+    RateLimitSnapshot,
+    ThrottleEvent,
+    ThrottleReason,
+    WindowState,
+    background_limit,
+    check_gate_jitter,
+    check_limits,
+    check_probe_interval,
+    check_reserve,
+    gate_hold,
+    too_long,
+)
 
+# Every name but RateLimiter lives in _base: listed here until the modules that import them
+# from this one (_client, _sync, bulk, cli) import them from the package instead.
 __all__ = [
     "RateLimitSnapshot",
     "RateLimiter",
@@ -125,11 +134,6 @@ __all__ = [
     "check_reserve",
 ]
 
-ThrottleReason = Literal["window", "server", "gate"]
-
-# When the server's budget is spent and no fresher header came (or a 429 said nothing of how
-# long to wait), look again after this long.
-_RECHECK: Final = 1.0
 # The limiter's clock, whatever the event loop: expiries, the gate and the budget's reset are
 # all read from it, and timers are armed with a delay rather than a loop time. Reading it needs
 # no loop lookup (asyncio.get_running_loop() costs a getpid() system call on Python 3.11).
@@ -175,106 +179,6 @@ class _Waiter:
         self.background = background
         self.queued = False
         """Whether it is counted in its queue (`RateLimiter._queued` or `_bg_queued`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class WindowState:
-    """One local window as the limiter sees it now."""
-
-    limit: int
-    """Requests allowed per window."""
-    seconds: float
-    """Length of the sliding window."""
-    in_use: int
-    """Slots taken: in flight, or answered less than one window ago."""
-
-    @property
-    def remaining(self) -> int:
-        """Requests that could be sent right now under this window."""
-        return max(0, self.limit - self.in_use)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitSnapshot:
-    """Rate-limit state as data: local windows, the server's last word, and the 429 gate."""
-
-    windows: tuple[WindowState, ...]
-    """The local windows (empty when `rate_limits=None`)."""
-    server_limit: int | None
-    """`X-RateLimit-Limit` of the last response that had it."""
-    server_remaining: int | None
-    """`X-RateLimit-Remaining` of the last response that had it."""
-    server_reset: float | None
-    """`X-RateLimit-Reset` of the last response that had it (Unix seconds)."""
-    gate_closed: bool
-    """Whether a 429 has closed the gate for every caller."""
-    gate_reopens_in: float
-    """Seconds until the gate reopens (0 when open)."""
-    in_flight: int
-    """Requests sent and not yet answered."""
-    waiting: int
-    """Callers waiting for a slot."""
-    throttled_seconds: float
-    """Wall-clock seconds during which at least one caller was waiting, since creation."""
-    reserve: float = 0.0
-    """Fraction of every window (and of the server's Remaining) that background calls leave."""
-    waiting_interactive: int = 0
-    """Interactive callers waiting for a slot."""
-    waiting_background: int = 0
-    """Background callers waiting for a slot."""
-
-
-@dataclass(frozen=True, slots=True)
-class ThrottleEvent:
-    """Passed to `on_throttle` when callers start waiting for the rate limit."""
-
-    reason: ThrottleReason
-    """What they wait for: a local "window", the "server" budget, or the 429 "gate"."""
-    wait: float | None
-    """Estimated seconds until the next slot, when known."""
-    waiting: int
-    """Callers waiting, this one included."""
-
-
-def check_limits(
-    limits: Iterable[tuple[int, float]] | None, name: str = "rate_limits"
-) -> tuple[tuple[int, float], ...]:
-    """Validate `(requests, seconds)` windows."""
-    if limits is None:
-        return ()
-    if isinstance(limits, (str, bytes)) or not isinstance(limits, Iterable):
-        raise TypeError(f"{name} must be a list of (requests, seconds) pairs or None")
-    checked: list[tuple[int, float]] = []
-    for item in limits:
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(f"{name} items must be (requests, seconds) pairs, got {item!r}")
-        count, seconds = item
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"{name}: requests must be an int >= 1, got {count!r}")
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, (int, float))
-            or not math.isfinite(seconds)
-            or seconds <= 0
-        ):
-            raise ValueError(f"{name}: seconds must be a positive number, got {seconds!r}")
-        checked.append((count, float(seconds)))
-    return tuple(checked)
-
-
-def check_reserve(value: object, name: str = "reserve") -> float:
-    """Validate a reserve: a number in [0, 1), the fraction background calls leave."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1), not {type(value).__name__}")
-    if not 0 <= value < 1:  # NaN fails this too
-        raise ValueError(f"{name} must be in [0, 1) (0 turns it off), got {value!r}")
-    return float(value)
-
-
-def background_limit(limit: int, reserve: float) -> int:
-    """Slots in use up to which background calls may fill a window of `limit` requests."""
-    # The epsilon keeps 300 * 0.9 (269.99999999999997) at 270.
-    return max(1, math.floor(limit * (1.0 - reserve) + 1e-9))
 
 
 class _AnswerLog:
@@ -390,7 +294,7 @@ class RateLimiter:
         limits: Sequence[tuple[int, float]] | None = DEFAULT_RATE_LIMITS,
         *,
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
-        gate_jitter: float = 1.0,
+        gate_jitter: float = DEFAULT_GATE_JITTER,
         probe_interval: float = PROBE_INTERVAL,
         reserve: float = DEFAULT_RESERVE,
     ) -> None:
@@ -413,9 +317,7 @@ class RateLimiter:
         if on_throttle is not None and not callable(on_throttle):
             raise TypeError("on_throttle must be callable")
         self._on_throttle = on_throttle
-        if not isinstance(gate_jitter, (int, float)) or gate_jitter < 0:
-            raise ValueError("gate_jitter must be a number >= 0")
-        self._gate_jitter = float(gate_jitter)
+        self._gate_jitter = check_gate_jitter(gate_jitter)
         self._probe_interval = check_probe_interval(probe_interval)
         self._max_hold = hold_cap(w.seconds for w in self._windows)
         # Slots free in every window, at least: it only shrinks as slots are taken, and is
@@ -632,7 +534,7 @@ class RateLimiter:
             if now >= self._budget_until:
                 # The reset has passed: let one request through to learn the new budget.
                 self._budget = 1
-                self._budget_until = now + _RECHECK
+                self._budget_until = now + RATE_LIMIT_RECHECK
             elif self._budget_until > ready:
                 ready, reason = self._budget_until, "server"
         if self._probe_at != math.inf and self._hold_end(now) <= now:
@@ -696,7 +598,7 @@ class RateLimiter:
             at = self._budget_seen + self._probe_interval
         else:
             at = now + min(self._max_hold, max(0.0, reset - time.time()))
-        return max(at, self._budget_seen + _RECHECK)
+        return max(at, self._budget_seen + RATE_LIMIT_RECHECK)
 
     def _take(self) -> None:
         self._in_flight += 1
@@ -889,7 +791,7 @@ class RateLimiter:
     def _too_long(self, wait: float, max_wait: float, reason: ThrottleReason) -> RateLimitError:
         # Beyond the longest hold every window has slid and every hint has lapsed: a wait
         # reckoned further than that (many rounds of a window) is not told as such.
-        return _too_long(min(max(0.0, wait), self._max_hold), max_wait, reason)
+        return too_long(wait, max_wait, reason, cap=self._max_hold)
 
     def _leave(self, waiter: _Waiter) -> None:
         """Take a waiter out of the count of those still waiting (its entry goes lazily)."""
@@ -1086,16 +988,7 @@ class RateLimiter:
             self._rejudge = True
 
     def _observe(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
-        text = headers.get(RATE_REMAINING_HEADER)
-        if text is None:
-            remaining = None
-        else:
-            try:
-                remaining = int(text)
-            except ValueError:
-                remaining = None
-            if remaining is None or not 0 <= remaining <= MAX_COUNT:
-                remaining = parse_count(text)  # "12.0", "-1", "1e30" and the like
+        remaining = parse_count(headers.get(RATE_REMAINING_HEADER))
         if remaining is not None:
             self._server_remaining = remaining
             self._budget_seen = now
@@ -1137,7 +1030,7 @@ class RateLimiter:
             budget = max(0, remaining - (self._in_flight - 1))
             if budget <= 0:
                 was_held = self._hold_end(now)
-                wait = _RECHECK if reset is None else max(0.0, reset - time.time())
+                wait = RATE_LIMIT_RECHECK if reset is None else max(0.0, reset - time.time())
                 self._budget = budget
                 self._budget_until = now + min(wait, self._max_hold)
                 self._held(now, was_held)
@@ -1148,10 +1041,7 @@ class RateLimiter:
 
     def _observe_429(self, now: float, status: int | None, headers: Mapping[str, str]) -> None:
         if status == 429:
-            retry_after = parse_retry_after(headers.get("Retry-After"), cap=self._max_hold)
-            if retry_after is None:
-                retry_after = _RECHECK
-            hold = min(retry_after + gate_jitter(retry_after, self._gate_jitter), self._max_hold)
+            retry_after, hold = gate_hold(headers, self._gate_jitter, self._max_hold)
             until = now + hold
             if until > self._gate_until:
                 was_held = self._hold_end(now)
@@ -1166,25 +1056,3 @@ class RateLimiter:
             logger.info("rate limit: callers wait %s for the %s", shown, reason)
         if self._on_throttle is not None:
             self._on_throttle(ThrottleEvent(reason, wait, max(1, waiting)))
-
-
-def check_probe_interval(value: float) -> float:
-    """Validate a probe interval: seconds, positive and finite."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"probe_interval must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _too_long(wait: float, max_wait: float, reason: ThrottleReason) -> RateLimitError:
-    what = {"window": "a local rate-limit window", "server": "the server's budget", "gate": "a 429"}
-    return RateLimitError(
-        f"waiting for {what[reason]} would take {wait:.1f} s, more than max_wait={max_wait:g} s",
-        status_code=429,
-        code=CLIENT_RATE_LIMITED,
-        retry_after=wait,
-    )

@@ -66,32 +66,34 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from .._config import check_timeout
 from .._constants import (
+    DEFAULT_GATE_JITTER,
     DEFAULT_RATE_LIMITS,
     DEFAULT_REDIS_TIMEOUT,
     DEFAULT_RESERVE,
     PROBE_INTERVAL,
+    RATE_LIMIT_HEADER,
+    RATE_LIMIT_RECHECK,
+    RATE_REMAINING_HEADER,
+    RATE_RESET_HEADER,
 )
-from .._exceptions import CLIENT_RATE_LIMITED, APIConnectionError, RateLimitError
-from .._headers import (
-    MAX_COUNT,
-    ResetReader,
-    gate_jitter,
-    hold_cap,
-    parse_count,
-    parse_retry_after,
-)
+from .._constants import REDIS_HOLD_MARGIN as _HOLD_MARGIN
+from .._exceptions import APIConnectionError
+from .._headers import MAX_COUNT, ResetReader, hold_cap, parse_count
 from .._log import logger
 from .._types import Priority
-from ._local import (
+from ._base import (
     RateLimitSnapshot,
     ThrottleEvent,
     ThrottleReason,
     WindowState,
     background_limit,
+    check_gate_jitter,
     check_limits,
     check_probe_interval,
     check_reserve,
+    gate_hold,
 )
+from ._base import too_long as _too_long
 
 try:
     import redis.asyncio as aioredis
@@ -107,8 +109,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["RedisRateLimiter"]
 
-# Extra hold on a provisional slot beyond the request's timeout.
-_HOLD_MARGIN: Final = 5.0
 # A grant may start this far ahead of the script that makes it (its caller sleeps until then):
 # a release that runs a moment before a slot frees hands it out, sparing the waiter a round
 # trip. It bounds how long a 429 or an interactive arrival can be too late to hold such a grant.
@@ -662,7 +662,7 @@ class RedisRateLimiter:
         key: str = "inbox_async:ratelimit",
         redis: Any = None,
         on_throttle: Callable[[ThrottleEvent], None] | None = None,
-        gate_jitter: float = 1.0,
+        gate_jitter: float = DEFAULT_GATE_JITTER,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
         probe_interval: float = PROBE_INTERVAL,
         reserve: float = DEFAULT_RESERVE,
@@ -711,6 +711,7 @@ class RedisRateLimiter:
         if (url is None) == (redis is None):
             raise ValueError("pass exactly one of url=... or redis=...")
         self._reserve = check_reserve(reserve)
+        self._gate_jitter = check_gate_jitter(gate_jitter)
         self._redis_timeout = check_timeout(redis_timeout, "redis_timeout")
         if url is not None:
             if not isinstance(url, str):
@@ -737,7 +738,6 @@ class RedisRateLimiter:
         self._keys += [f"{tag}:{name}" for name in _STATE_KEYS]
         self._script = self._redis.register_script(_SCRIPT)
         self._on_throttle = on_throttle
-        self._gate_jitter = float(gate_jitter)
         self._probe_interval = check_probe_interval(probe_interval)
         self._max_hold = hold_cap(seconds for _, seconds in windows)
         # Arguments every script call starts with (ARGV[3] onwards; the op and member first).
@@ -944,9 +944,7 @@ class RedisRateLimiter:
             if reading is not None:
                 remaining, server_limit, holds = reading
             if status == 429:
-                retry_after = parse_retry_after(headers.get("Retry-After"), cap=self._max_hold)
-                base = 1.0 if retry_after is None else retry_after
-                gate_for = min(base + gate_jitter(base, self._gate_jitter), self._max_hold)
+                base, gate_for = gate_hold(headers, self._gate_jitter, self._max_hold)
                 self._gate_until = time.monotonic() + gate_for
                 self._throttled("gate", base)
         group: list[Any] = [ticket, 1 if sent else 0, gate_for, 1 if probe else 0, 1 if ok else 0]
@@ -1307,17 +1305,17 @@ class RedisRateLimiter:
 
     def _observe(self, headers: Mapping[str, str]) -> tuple[int, int, float] | None:
         """Note the server's rate-limit headers; the reading to share, if it has a Limit."""
-        remaining = parse_count(headers.get("X-RateLimit-Remaining"))
+        remaining = parse_count(headers.get(RATE_REMAINING_HEADER))
         if remaining is None:
             return None
-        reset = self._read_reset(headers.get("X-RateLimit-Reset"))
-        limit = parse_count(headers.get("X-RateLimit-Limit"))
+        reset = self._read_reset(headers.get(RATE_RESET_HEADER))
+        limit = parse_count(headers.get(RATE_LIMIT_HEADER))
         self._server = (limit, remaining, reset)
         if limit is None or limit <= 0:
             return None
         # Stale at its reset, or a probe interval on without one; never within a second.
         holds = self._probe_interval if reset is None else reset - time.time()
-        return remaining, limit, min(max(holds, 1.0), self._max_hold)
+        return remaining, limit, min(max(holds, RATE_LIMIT_RECHECK), self._max_hold)
 
     def _throttled(self, reason: str, wait: float | None) -> None:
         shown: ThrottleReason = "gate" if reason in ("gate", "probe") else "window"
@@ -1362,13 +1360,3 @@ def _wake(future: asyncio.Future[float | None], value: float | None) -> None:
 
 def _bounded(value: float, cap: float) -> float:
     return min(max(value, 0.0), cap) if value == value else 0.0  # NaN: nothing known
-
-
-def _too_long(wait: float, max_wait: float) -> RateLimitError:
-    return RateLimitError(
-        f"waiting for the shared rate limit would take {wait:.1f} s, "
-        f"more than max_wait={max_wait:g} s",
-        status_code=429,
-        code=CLIENT_RATE_LIMITED,
-        retry_after=wait if math.isfinite(wait) else None,
-    )
