@@ -45,8 +45,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._decode import decode
-from ._ratelimit._base import Limiter
-from ._ratelimit._local import RateLimiter, RateLimitSnapshot, ThrottleEvent
+from ._ratelimit import Limiter, RateLimiter, RateLimitSnapshot, ThrottleEvent
 from ._retry import RetryPolicy
 from ._transport import Transport, attempt_timeout
 from ._types import JSON_CONTENT_TYPE, Handler, Params, Priority, Request

@@ -26,7 +26,7 @@ from ._exceptions import (
     RateLimitError,
     status_error_class,
 )
-from ._headers import parse_retry_after
+from ._headers import read_retry_after
 from ._types import Response
 
 __all__ = ["decode", "status_error"]
@@ -450,7 +450,7 @@ def status_error(response: Response) -> APIStatusError:
         body=response.body,
     )
     if isinstance(error, RateLimitError):
-        error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error.retry_after = read_retry_after(response.headers)
     return error
 
 

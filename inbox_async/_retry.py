@@ -31,7 +31,7 @@ from ._exceptions import (
     InboxError,
     RateLimitError,
 )
-from ._headers import gate_jitter, parse_retry_after
+from ._headers import gate_jitter, read_retry_after
 from ._log import logger
 from ._types import Handler, Request, Response
 
@@ -47,7 +47,7 @@ def server_wait_hint(exc: BaseException) -> float | None:
     if isinstance(exc, RateLimitError):
         return exc.retry_after
     if isinstance(exc, APIStatusError):
-        return parse_retry_after(exc.headers.get("Retry-After"))
+        return read_retry_after(exc.headers)
     return None
 
 

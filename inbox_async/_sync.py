@@ -41,8 +41,7 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._exceptions import ClientClosedError
-from ._ratelimit._base import Limiter
-from ._ratelimit._local import RateLimitSnapshot, ThrottleEvent
+from ._ratelimit import Limiter, RateLimitSnapshot, ThrottleEvent
 from ._types import Request, Response
 from .bulk import BulkOutcome, BulkReport, BulkUpdateStream
 from .resources._base import RawView

@@ -41,7 +41,7 @@ from ._exceptions import (
     InboxError,
 )
 from ._log import caller_outside_package, logger
-from ._ratelimit._base import Limiter, nowait_limiter
+from ._ratelimit import Limiter, nowait_limiter
 from ._types import Request, Response
 
 __all__ = [

@@ -44,7 +44,7 @@ from ._exceptions import (
 )
 from ._journal import Journal
 from ._log import logger
-from ._ratelimit._local import RateLimitSnapshot, WindowState, background_limit
+from ._ratelimit import RateLimitSnapshot, WindowState, background_limit
 from ._types import Priority
 from ._validation import check_id, check_platform_id, check_priority
 from .models.leads import Lead

@@ -122,17 +122,7 @@ from ._base import (
 
 # Every name but RateLimiter lives in _base: listed here until the modules that import them
 # from this one (_client, _sync, bulk, cli) import them from the package instead.
-__all__ = [
-    "RateLimitSnapshot",
-    "RateLimiter",
-    "ThrottleEvent",
-    "ThrottleReason",
-    "WindowState",
-    "background_limit",
-    "check_limits",
-    "check_probe_interval",
-    "check_reserve",
-]
+__all__ = ["RateLimiter"]
 
 # The limiter's clock, whatever the event loop: expiries, the gate and the budget's reset are
 # all read from it, and timers are armed with a delay rather than a loop time. Reading it needs

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import InboxClient
 from .._constants import BASE_URL_ENV_VAR, DEFAULT_RATE_LIMITS, DEFAULT_RESERVE, TOKEN_ENV_VAR
-from .._ratelimit._local import check_limits
+from .._ratelimit import check_limits
 from .._validation import check_id, check_priority, parse_rate_limit
 from ._csv import CsvError, CsvPlan, Scan, parse_delimiter, parse_maps, read_plan, same_file, scan
 from ._exit import EXIT_FAILED, EXIT_OK

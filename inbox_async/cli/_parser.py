@@ -14,7 +14,7 @@ from .._constants import (
     DEFAULT_RESERVE,
     TOKEN_ENV_VAR,
 )
-from .._ratelimit._local import check_reserve
+from .._ratelimit import check_reserve
 from .._validation import PRIORITIES
 from ._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import BulkProgress
 from .._constants import CLI_PROGRESS_INTERVAL
-from .._ratelimit._local import background_limit
+from .._ratelimit import background_limit
 
 __all__ = ["Progress", "duration", "estimate"]
 
