@@ -241,7 +241,8 @@ class InboxClient:
     @property
     def stats(self) -> ClientStats:
         """Counters since the client was made: calls, and HTTP attempts including retries."""
-        return ClientStats(calls=self._calls, attempts=self._transport.attempts)
+        transport = self._transport
+        return ClientStats(calls=self._calls - transport.refused, attempts=transport.attempts)
 
     @property
     def limiter(self) -> Limiter:

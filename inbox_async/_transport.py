@@ -130,6 +130,7 @@ class Transport:
         "_session",
         "_warned_deprecation",
         "attempts",
+        "refused",
     )
 
     def __init__(
@@ -170,6 +171,8 @@ class Transport:
         self._warned_deprecation = False
         self.attempts = 0
         """HTTP attempts sent through this transport."""
+        self.refused = 0
+        """Calls refused before their first attempt (a closed client, another event loop)."""
         # Kept for the ResourceWarning of a client that is never closed: it names the creator.
         self._created_at = caller_outside_package()
 
@@ -261,7 +264,14 @@ class Transport:
         # A borrowed session closed by its owner shows up as aiohttp's RuntimeError below,
         # rather than costing a check on every attempt.
         if session is None or self._closed or self._loop is not asyncio.get_running_loop():
-            session = self.open_session()
+            try:
+                session = self.open_session()
+            except InboxError:
+                if request.attempt == 1:
+                    # The call never started: `stats.calls` leaves it out, as it did when
+                    # build_request checked (here it costs nothing on the way out).
+                    self.refused += 1
+                raise
         extra_headers = self._per_request_headers
         if extra_headers is not None:
             # A session that is not ours has its own defaults: ours ride on each request.

@@ -192,3 +192,15 @@ async def test_max_connections_is_the_own_pool_size_and_none_for_a_borrowed_sess
         assert (own.max_connections, borrowed.max_connections) == (7, None)
         await borrowed.aclose()
     await own.aclose()
+
+
+async def test_a_call_refused_by_a_closed_client_is_not_counted() -> None:
+    async with FakeInboxServer() as server:
+        list_id = server.create_list([COL_COMPANY])
+        server.add_leads(list_id, [LEADS[0]])
+        client = InboxClient(TOKEN, base_url=server.url)
+        await client.leads.update(list_id, LEADS[0], {COL_COMPANY: "a"})
+        await client.aclose()
+        with pytest.raises(ClientClosedError):
+            await client.leads.update(list_id, LEADS[0], {COL_COMPANY: "b"})
+        assert (client.stats.calls, client.stats.attempts) == (1, 1)
